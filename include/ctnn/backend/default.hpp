@@ -1,0 +1,12 @@
+// Which backend Model<Net> uses when none is named.
+#pragma once
+
+#include "ctnn/backend/reference/reference.hpp"
+
+namespace ctnn {
+namespace backend {
+using Default = Reference;
+}
+template <NetworkType Net, class Backend = backend::Default>
+class Model;
+}  // namespace ctnn

@@ -1,0 +1,311 @@
+// Model<Net, Backend>: owns a network's parameters (one aligned arena laid
+// out by the type, BatchNorm running statistics beside the weights), lowers
+// the network to a Program once, and hands both to a backend executor.
+//
+// A forward pass is const and writes into a caller-owned Context, so several
+// threads can share one Model with one Context each. A Context reserves room
+// for a largest batch and image size; within it a forward pass allocates
+// nothing. Editing parameters (load, init, update) re-prepares the backend
+// (BN folding, weight packing, device upload) once, outside any forward pass.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "ctnn/core/init.hpp"
+#include "ctnn/core/network.hpp"
+#include "ctnn/core/predict.hpp"
+#include "ctnn/core/summary.hpp"
+#include "ctnn/io/tensor_file.hpp"
+
+namespace ctnn {
+
+enum class Load {
+  strict,         // every tensor present with the right shape; unknown extra tensors are an error
+  backbone_only,  // everything but the head ("fc.*"); the head keeps its initialisation
+};
+
+struct LoadReport {
+  std::string source;
+  std::vector<std::string> loaded;      // tensors copied into the model
+  std::vector<std::string> kept;        // model tensors left as they were (the head, for backbone_only)
+  std::vector<std::string> unexpected;  // tensors in the file the model does not have (reported, not loaded)
+};
+
+// Mutable access to a model's parameters inside Model::update.
+class Parameters {
+ public:
+  Parameters(std::span<float> arena, const std::vector<TensorInfo>& tensors) : arena_(arena), tensors_(tensors) {}
+  std::span<float> tensor(std::string_view name) const {
+    for (const auto& t : tensors_)
+      if (t.name == name) return arena_.subspan(t.offset, t.size);
+    throw std::out_of_range("ctnn: the model has no tensor named '" + std::string(name) + "'");
+  }
+  const std::vector<TensorInfo>& infos() const { return tensors_; }
+  std::span<float> arena() const { return arena_; }
+
+ private:
+  std::span<float> arena_;
+  const std::vector<TensorInfo>& tensors_;
+};
+
+namespace detail {
+template <class Backend>
+constexpr int first_unsupported_op(std::uint32_t ops) {
+  for (int i = 0; i < 32; ++i)
+    if ((ops >> i & 1u) && !(Backend::supported_ops >> i & 1u)) return i;
+  return -1;
+}
+
+template <class Net>
+constexpr std::string_view head_prefix() {
+  if constexpr (requires { Net::head_name; })
+    return Net::head_name;
+  else
+    return {};
+}
+
+inline bool under(std::string_view name, std::string_view prefix) {
+  return !prefix.empty() && name.size() > prefix.size() && name.starts_with(prefix) && name[prefix.size()] == '.';
+}
+
+inline std::string shape_string(const std::vector<std::size_t>& s) {
+  std::string r = "[";
+  for (std::size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
+  return r + "]";
+}
+}  // namespace detail
+
+template <NetworkType Net, class Backend>
+class Model {
+  static_assert(check::backend_cannot_run_layer<Backend, detail::first_unsupported_op<Backend>(Net::ops)>::value);
+
+ public:
+  using network = Net;
+  using backend = Backend;
+  using Executor = typename Backend::Executor;
+  using Context = typename Executor::Context;
+  static constexpr bool dynamic_classes = Net::has_dynamic_classes();
+
+  // Initialised with `scheme` (torchvision's defaults unless told otherwise).
+  explicit Model(Init scheme = Init::torchvision, std::uint64_t seed = 0)
+    requires(!dynamic_classes)
+  {
+    build(0);
+    init(scheme, seed);
+  }
+  // A Linear<In, dynamic> head gets its class count here (or from a checkpoint in load()).
+  explicit Model(std::size_t classes, Init scheme = Init::torchvision, std::uint64_t seed = 0)
+    requires dynamic_classes
+  {
+    if (classes == 0) throw std::invalid_argument("ctnn: a head needs at least one class");
+    build(static_cast<int>(classes));
+    init(scheme, seed);
+  }
+
+  Model(const Model&) = delete;
+  Model& operator=(const Model&) = delete;
+
+  // ---- parameters ---------------------------------------------------------
+  const std::vector<TensorInfo>& tensors() const { return tensors_; }
+  std::span<const float> parameters() const { return arena_.span(); }
+  std::span<const float> tensor(std::string_view name) const { return Parameters(arena_view(), tensors_).tensor(name); }
+  std::size_t parameter_count() const {
+    std::size_t n = 0;
+    for (const auto& t : tensors_) n += t.trainable() ? t.size : 0;
+    return n;
+  }
+  std::size_t classes() const { return static_cast<std::size_t>(program_.ops.empty() ? 0 : output_channels()); }
+
+  // Re-initialises every tensor, or only those under a module path ("fc", "layer4.1.bn2").
+  void init(Init scheme, std::uint64_t seed = 0, std::string_view module = {}) {
+    initialize(arena_.span(), tensors_, scheme, seed, module);
+    prepare();
+  }
+
+  // Edits parameters in place, then re-prepares the backend once.
+  template <class F>
+  void update(F&& edit) {
+    Parameters p(arena_.span(), tensors_);
+    std::forward<F>(edit)(p);
+    prepare();
+  }
+
+  // ---- weights ------------------------------------------------------------
+  LoadReport load(const io::TensorFile& file, Load policy = Load::strict);
+  // .safetensors or .pth (defined in io/weights.hpp, included by <ctnn/ctnn.hpp>).
+  LoadReport load(const std::filesystem::path& path, Load policy = Load::strict);
+  void save(const std::filesystem::path& path) const;
+
+  // ---- inference ----------------------------------------------------------
+  Context make_context(Capacity capacity) const { return executor_.make_context(capacity); }
+
+  ConstTensorView forward(ConstTensorView input, Context& ctx) const { return executor_.run(input, ctx, Stage::output); }
+  // Pooled backbone features (N x F x 1 x 1): what head fine-tuning caches.
+  ConstTensorView features(ConstTensorView input, Context& ctx) const {
+    return executor_.run(input, ctx, Stage::features);
+  }
+  // Typed by the head: class + probability (Softmax), probability + decision
+  // (1-wide Sigmoid), or logits (anything else).
+  auto predict(ConstTensorView input, Context& ctx) const { return detail::interpret_output<Net>(forward(input, ctx)); }
+
+  // Convenience overloads with a context owned by the model (not for concurrent use).
+  ConstTensorView forward(ConstTensorView input) { return forward(input, own_context(input.shape)); }
+  ConstTensorView features(ConstTensorView input) { return features(input, own_context(input.shape)); }
+  auto predict(ConstTensorView input) { return predict(input, own_context(input.shape)); }
+
+  // ---- introspection ------------------------------------------------------
+  const Program& program() const { return program_; }
+  std::string backend_description() const { return executor_.describe(); }
+  std::string summary(int height = default_size(Net::input::shape.h), int width = default_size(Net::input::shape.w)) const {
+    return describe<Net>(height, width, dynamic_extent_) + "backend: " + executor_.describe() + "\n";
+  }
+
+ private:
+  static constexpr int default_size(int d) { return d == dynamic ? 224 : d; }
+
+  std::span<float> arena_view() const { return {const_cast<float*>(arena_.data()), arena_.size()}; }
+  int output_channels() const {
+    for (auto it = program_.ops.rbegin(); it != program_.ops.rend(); ++it)
+      if (it->kind == OpKind::linear || it->kind == OpKind::conv) return it->out_channels;
+    return program_.input_channels;
+  }
+
+  // Lays out the arena (with `extent` classes for a dynamic head) and lowers the network.
+  void build(int extent) {
+    dynamic_extent_ = extent;
+    detail::ArenaLayout layout;
+    layout.dynamic_extent = extent;
+    Net::visit(layout, Net::input::shape);
+    tensors_ = std::move(layout.tensors);
+    arena_ = AlignedBuffer(layout.cursor);
+    program_ = Program{};
+    program_.input_channels = Net::input::shape.c;
+    Lowering lowering(program_, tensors_);
+    Net::lower(lowering);
+    program_.output = lowering.value();
+    if (program_.features_end == 0) {  // no backbone/head split: features are the output
+      program_.features = program_.output;
+      program_.features_end = program_.ops.size();
+    }
+  }
+
+  void prepare() {
+    executor_ = Executor(program_, arena_.span());
+    own_context_.reset();
+  }
+
+  Context& own_context(const Extents& e) {
+    if (!own_context_ || own_capacity_.batch < e.n || own_capacity_.height < e.h || own_capacity_.width < e.w) {
+      own_capacity_ = {std::max(e.n, own_capacity_.batch), std::max(e.h, own_capacity_.height),
+                       std::max(e.w, own_capacity_.width)};
+      own_context_.emplace(make_context(own_capacity_));
+    }
+    return *own_context_;
+  }
+
+  int dynamic_extent_ = 0;
+  std::vector<TensorInfo> tensors_;
+  AlignedBuffer arena_;
+  Program program_;
+  Executor executor_;
+  std::optional<Context> own_context_;
+  Capacity own_capacity_{0, 0, 0};
+};
+
+// ---- loading ----------------------------------------------------------------
+
+template <NetworkType Net, class Backend>
+LoadReport Model<Net, Backend>::load(const io::TensorFile& file, Load policy) {
+  const std::string_view head = detail::head_prefix<Net>();
+  if (policy == Load::backbone_only && head.empty())
+    throw std::invalid_argument("ctnn: Load::backbone_only needs a network with a head (e.g. a ResNet)");
+  const auto is_head = [&](std::string_view name) { return detail::under(name, head); };
+  const auto ignorable = [](std::string_view name) { return name.ends_with("num_batches_tracked"); };
+
+  // A run-time-width head takes its class count from the checkpoint.
+  if constexpr (dynamic_classes) {
+    if (policy == Load::strict) {
+      for (const TensorInfo& t : tensors_) {
+        if (t.role != TensorRole::linear_weight || !is_head(t.name)) continue;
+        const io::TensorRecord* r = file.find(t.name);
+        if (r && r->shape.size() == 2 && r->shape[0] > 0 && r->shape[0] != t.shape[0] &&
+            r->shape[0] <= (1u << 24)) {
+          build(static_cast<int>(r->shape[0]));
+          initialize(arena_.span(), tensors_, Init::torchvision, 0);
+        }
+        break;
+      }
+    }
+  }
+
+  LoadReport report;
+  report.source = file.source;
+  // Validate everything before copying anything: a failed load leaves the model unchanged.
+  std::vector<std::pair<const TensorInfo*, const io::TensorRecord*>> plan;
+  std::vector<std::string> missing;
+  for (const TensorInfo& t : tensors_) {
+    if (policy == Load::backbone_only && is_head(t.name)) {
+      report.kept.push_back(t.name);
+      continue;
+    }
+    const io::TensorRecord* r = file.find(t.name);
+    if (!r) {
+      missing.push_back(t.name + " " + detail::shape_string(t.shape));
+      continue;
+    }
+    const bool same_shape = r->shape.size() == t.shape.size() &&
+                            std::equal(t.shape.begin(), t.shape.end(), r->shape.begin(),
+                                       [](std::size_t a, std::uint64_t b) { return a == b; });
+    if (!same_shape) {
+      std::string msg = "ctnn: " + file.source + ": tensor '" + t.name + "' has shape " +
+                        io::shape_string(r->shape) + ", the model expects " + detail::shape_string(t.shape);
+      if (is_head(t.name))
+        msg += "; the checkpoint's head differs from this model's head. To keep the checkpoint's backbone and "
+               "this model's (freshly initialised) head, load with ctnn::Load::backbone_only";
+      throw io::LoadError(msg);
+    }
+    plan.emplace_back(&t, r);
+  }
+  if (!missing.empty()) {
+    std::string msg = "ctnn: " + file.source + ": " + std::to_string(missing.size()) + " tensor(s) missing:";
+    for (std::size_t i = 0; i < missing.size() && i < 8; ++i) msg += (i ? ", " : " ") + missing[i];
+    if (missing.size() > 8) msg += ", ...";
+    throw io::LoadError(msg);
+  }
+  for (const io::TensorRecord& r : file.tensors) {
+    if (ignorable(r.name)) continue;
+    const bool known = std::any_of(tensors_.begin(), tensors_.end(), [&](const TensorInfo& t) { return t.name == r.name; });
+    if (known) continue;
+    if (policy == Load::backbone_only && is_head(r.name)) continue;  // the checkpoint's own head
+    report.unexpected.push_back(r.name);
+  }
+  if (policy == Load::strict && !report.unexpected.empty()) {
+    std::string msg = "ctnn: " + file.source + ": " + std::to_string(report.unexpected.size()) +
+                      " tensor(s) the model does not have:";
+    for (std::size_t i = 0; i < report.unexpected.size() && i < 8; ++i)
+      msg += (i ? ", " : " ") + report.unexpected[i];
+    throw io::LoadError(msg + " (is this checkpoint for another architecture?)");
+  }
+  // Convert into a scratch copy first so that a bad dtype cannot leave a half-loaded model.
+  AlignedBuffer staged(arena_.size());
+  std::copy(arena_.data(), arena_.data() + arena_.size(), staged.data());
+  for (const auto& [t, r] : plan) {
+    io::convert_to_f32(*r, staged.span().subspan(t->offset, t->size), file.source);
+    report.loaded.push_back(t->name);
+  }
+  arena_ = std::move(staged);
+  prepare();
+  return report;
+}
+
+}  // namespace ctnn

@@ -1,0 +1,77 @@
+// What Model::predict returns, chosen by the head's last layer:
+//   ... Softmax            -> one ClassPrediction per image (argmax and its probability)
+//   ... Linear<F, 1>, Sigmoid -> one BinaryPrediction per image (probability, decision at 0.5)
+//   anything else          -> the raw outputs (logits), copied into a Tensor
+#pragma once
+
+#include <cstddef>
+#include <type_traits>
+#include <vector>
+
+#include "ctnn/core/sequential.hpp"
+#include "ctnn/core/tensor.hpp"
+#include "ctnn/layers/activation.hpp"
+
+namespace ctnn {
+
+struct ClassPrediction {
+  int label = 0;
+  float probability = 0.f;
+};
+
+struct BinaryPrediction {
+  float probability = 0.f;
+  bool positive = false;  // probability >= 0.5
+};
+
+namespace detail {
+template <class L>
+struct last_layer {
+  using type = L;
+};
+template <class... L>
+struct last_layer<Seq<L...>> {
+  using type = typename last_layer<typename decltype((std::type_identity<L>{}, ...))::type>::type;
+};
+
+template <class Net>
+using head_last_layer = typename last_layer<typename Net::head>::type;
+
+template <class Net>
+constexpr bool head_is_softmax() {
+  if constexpr (requires { typename Net::head; })
+    return std::is_same_v<head_last_layer<Net>, Softmax>;
+  else
+    return false;
+}
+template <class Net>
+constexpr bool head_is_binary_sigmoid() {
+  if constexpr (requires { typename Net::head; })
+    return std::is_same_v<head_last_layer<Net>, Sigmoid> && Net::head::out(Shape{Net::features, 1, 1}).c == 1;
+  else
+    return false;
+}
+
+template <class Net>
+auto interpret_output(ConstTensorView y) {
+  if constexpr (head_is_softmax<Net>()) {
+    std::vector<ClassPrediction> out(y.shape.n);
+    for (std::size_t n = 0; n < y.shape.n; ++n) {
+      const auto row = y.item(n);
+      std::size_t best = 0;
+      for (std::size_t c = 1; c < row.size(); ++c)
+        if (row[c] > row[best]) best = c;
+      out[n] = {static_cast<int>(best), row[best]};
+    }
+    return out;
+  } else if constexpr (head_is_binary_sigmoid<Net>()) {
+    std::vector<BinaryPrediction> out(y.shape.n);
+    for (std::size_t n = 0; n < y.shape.n; ++n) out[n] = {y.data[n], y.data[n] >= 0.5f};
+    return out;
+  } else {
+    return Tensor::copy_of(y);
+  }
+}
+}  // namespace detail
+
+}  // namespace ctnn
