@@ -2,6 +2,7 @@
 #pragma once
 
 #include "ctnn/backend/reference/reference.hpp"
+#include "ctnn/core/model.hpp"
 
 namespace ctnn {
 namespace backend {
