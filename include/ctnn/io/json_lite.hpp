@@ -199,7 +199,7 @@ class Reader {
   void finish() {
     if (!frames_.empty()) fail("unterminated " + std::string(frames_.back().kind == Kind::object ? "object" : "array"));
     skip_whitespace();
-    if (pos_ != text_.size()) fail("unexpected " + found() + " after the top-level value");
+    if (pos_ != text_.size()) fail("expected only whitespace after the top-level value, found " + found());
   }
 
   [[noreturn]] void fail(const std::string& message) const { fail_at(pos_, message); }

@@ -162,7 +162,10 @@ class DictParser {
   }
 
  private:
+  // The header for messages: padding dropped, control bytes as '?', long
+  // headers cut.
   static std::string printable(std::string_view s) {
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\n')) s.remove_suffix(1);
     std::string out;
     for (char c : s.substr(0, 200)) out += (c >= 0x20 && c < 0x7F) ? c : '?';
     return s.size() > 200 ? out + "..." : out;

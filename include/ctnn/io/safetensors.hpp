@@ -66,6 +66,13 @@ inline constexpr std::array<DTypeInfo, 22> dtype_table{{
     {"U64", 64, std::nullopt},
 }};
 
+// Position in the reference's Dtype enum (the table's order).
+constexpr std::size_t dtype_rank(DType d) {
+  for (std::size_t i = 0; i < dtype_table.size(); ++i)
+    if (dtype_table[i].dtype == d) return i;
+  return 0;
+}
+
 inline constexpr std::string_view supported_dtypes = "F32, F16, BF16, F64, I64, I32, I16, I8, U8, BOOL";
 
 // One tensor entry as the header states it, before layout checks.
@@ -144,11 +151,12 @@ inline std::pair<std::uint64_t, std::uint64_t> parse_offsets(json_lite::Reader& 
   std::uint64_t v[2] = {0, 0};
   std::size_t count = 0;
   while (r.next_element()) {
-    if (count == 2) r.fail("\"data_offsets\" has more than 2 entries; expected [BEGIN, END]");
+    if (count == 2) r.fail("expected \"data_offsets\" to be [BEGIN, END], found more than 2 entries");
     v[count++] = r.read_u64();
   }
   if (count != 2)
-    r.fail("\"data_offsets\" has " + std::to_string(count) + " entries; expected [BEGIN, END]");
+    r.fail("expected \"data_offsets\" to be [BEGIN, END], found " + std::to_string(count) +
+           (count == 1 ? " entry" : " entries"));
   return {v[0], v[1]};
 }
 
@@ -417,11 +425,13 @@ inline WritePlan plan_write(std::span<const TensorToWrite> tensors, const Safete
     check_writable_string(v, "metadata value of '" + k + "'");
     if (!keys.insert(k).second) throw std::invalid_argument("safetensors: duplicate metadata key '" + k + "'");
   }
-  // As the reference writer does: largest element first, then by name, so
-  // every tensor starts at a multiple of its element size.
+  // The reference writer's order: descending dtype rank (its enum order,
+  // which sorts by element size), then name. Every tensor then starts at a
+  // multiple of its element size, and the output is byte-identical to
+  // safetensors.save for the same tensors and metadata.
   std::sort(plan.order.begin(), plan.order.end(), [](const TensorToWrite* a, const TensorToWrite* b) {
-    const auto sa = dtype_size(a->dtype), sb = dtype_size(b->dtype);
-    return sa != sb ? sa > sb : a->name < b->name;
+    const auto ra = dtype_rank(a->dtype), rb = dtype_rank(b->dtype);
+    return ra != rb ? ra > rb : a->name < b->name;
   });
 
   std::string& h = plan.header;
