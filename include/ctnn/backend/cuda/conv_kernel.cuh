@@ -1,0 +1,287 @@
+// Convolution (and Linear) as an implicit GEMM over NHWC activations, with
+// bias + residual add + activation fused into the epilogue.
+//
+//   C[m][n] = sum_k A[m][k] * B[k][n]
+//   m = (image, oy, ox)           M = N * OH * OW   (a row of C is an NHWC output pixel)
+//   k = (ky, kx, c)               K = R * S * Cs    (c fastest: 16-byte runs in NHWC)
+//   n = output channel            B = weights repacked by plan.hpp to [K pad 32][N pad 128]
+//
+// One block computes a BM x BN tile of C, walking K in tiles of 32 through a
+// STAGES-deep cp.async pipeline: while the tensor cores (TF32) or the FMA
+// units (FP32) work on one tile, the next ones are in flight. A tiles are
+// gathered straight from the input with zero-fill for padding and ragged
+// edges, so no im2col buffer exists. With split-K (blockIdx.z) each block
+// reduces a slice of K into a partial tile; simple_kernels.cuh sums them.
+//
+// The body takes its indices and shared memory as arguments so that the host
+// simulator (tests/cuda_host) runs exactly this code; see portable.cuh.
+#pragma once
+
+#include "ctnn/backend/cuda/plan.hpp"
+#include "ctnn/backend/cuda/portable.cuh"
+
+namespace ctnn::cuda {
+
+struct ConvArgs {
+  const float* in = nullptr;        // NHWC, cs_in channels
+  const float* weight = nullptr;    // [kd_pad][n_pad]
+  const float* bias = nullptr;      // [n_pad]
+  const float* residual = nullptr;  // NHWC like out, or null
+  float* out = nullptr;             // NHWC, cs_out channels
+  float* partial = nullptr;         // split-K partials [splits][M][cs_out]; null: fused epilogue here
+  int h = 0, w = 0, cs_in = 0;
+  int oh = 0, ow = 0, cs_out = 0;
+  int kernel = 1, stride = 1, padding = 0;
+  int kd = 0, n_pad = 0, k_tiles = 0, kt_per_split = 0;
+  int m = 0;                        // N * OH * OW
+  int act = 0;                      // Act
+};
+
+template <int BM_, int BN_, int NT_, int WARPS_M_, int WARPS_N_, int STAGES_>
+struct ConvConfig {
+  static constexpr int BM = BM_, BN = BN_, BK = tile_k, NT = NT_, STAGES = STAGES_;
+  static constexpr int WARPS_M = WARPS_M_, WARPS_N = WARPS_N_;
+  // Row pads keep every WMMA tile pointer 32-byte aligned (ldm multiple of 4,
+  // tile rows multiples of 16) and shift consecutive rows across banks.
+  static constexpr int LDA = BK + 4, LDB = BN + 4, LDC = BN + 4;
+  static constexpr int A_STAGE = BM * LDA, B_STAGE = BK * LDB, STAGE = A_STAGE + B_STAGE;
+  static constexpr int A_CHUNKS = BM * (BK / 4) / NT;  // 16-byte copies per thread per tile
+  static constexpr int B_CHUNKS = BK * (BN / 4) / NT;
+  static constexpr int ROWS_PER_PASS = NT / (BK / 4);
+  static constexpr std::size_t smem_bytes = sizeof(float) * static_cast<std::size_t>(STAGES) * STAGE;
+  static_assert(NT == 32 * WARPS_M * WARPS_N, "one warp per warp tile");
+  static_assert(BM % (16 * WARPS_M) == 0 && BN % (16 * WARPS_N) == 0, "warp tiles are whole 16x16 fragments");
+  static_assert(A_CHUNKS * NT == BM * (BK / 4) && B_CHUNKS * NT == BK * (BN / 4), "even copy split");
+  static_assert(NT % 16 == 0 && BN % 16 == 0 && BM % (NT / 16) == 0, "FP32 thread grid");
+  static_assert((BM * (BN / 4)) % NT == 0, "even epilogue split");
+  static_assert(BM * LDC <= STAGES * STAGE, "the output tile reuses the pipeline's shared memory");
+  static_assert(STAGES >= 2, "a pipeline needs two stages");
+};
+
+using ConvBig = ConvConfig<128, 128, 256, 2, 4, 3>;   // plan.hpp ConvTiling::config 0
+using ConvSmall = ConvConfig<64, 64, 128, 2, 2, 3>;   // config 1
+
+// The fused epilogue: bias, residual, activation on four consecutive channels.
+CTNN_HD dev::float4v apply_act(dev::float4v v, int act) {
+  if (act == static_cast<int>(Act::relu)) {
+    v.x = v.x > 0.0f ? v.x : 0.0f;
+    v.y = v.y > 0.0f ? v.y : 0.0f;
+    v.z = v.z > 0.0f ? v.z : 0.0f;
+    v.w = v.w > 0.0f ? v.w : 0.0f;
+  } else if (act == static_cast<int>(Act::sigmoid)) {
+    v.x = 1.0f / (1.0f + dev::exp_full(-v.x));
+    v.y = 1.0f / (1.0f + dev::exp_full(-v.y));
+    v.z = 1.0f / (1.0f + dev::exp_full(-v.z));
+    v.w = 1.0f / (1.0f + dev::exp_full(-v.w));
+  }
+  return v;
+}
+
+CTNN_HD void conv_finish(const ConvArgs& a, dev::float4v v, long m, int n) {
+  const dev::float4v b = dev::load4(a.bias + n);
+  v.x += b.x;
+  v.y += b.y;
+  v.z += b.z;
+  v.w += b.w;
+  const long at = m * a.cs_out + n;
+  if (a.residual) {
+    const dev::float4v r = dev::load4(a.residual + at);
+    v.x += r.x;
+    v.y += r.y;
+    v.z += r.z;
+    v.w += r.w;
+  }
+  dev::store4(a.out + at, apply_act(v, a.act));
+}
+
+template <class Cfg, bool TF32>
+CTNN_DEVICE void conv_block(const ConvArgs& a, float* smem, int tid, int bx, int by, int bz) {
+  constexpr int BM = Cfg::BM, BN = Cfg::BN, BK = Cfg::BK, NT = Cfg::NT, STAGES = Cfg::STAGES;
+  constexpr int LDA = Cfg::LDA, LDB = Cfg::LDB, LDC = Cfg::LDC;
+  const int m0 = bx * BM, n0 = by * BN;
+  const int kt_begin = bz * a.kt_per_split;
+  const int kt_end = kt_begin + a.kt_per_split < a.k_tiles ? kt_begin + a.kt_per_split : a.k_tiles;
+  const int nkt = kt_end - kt_begin;
+
+  // --- A loader: this thread copies 4 channels at column kq*4 of rows
+  // tid/8 + j*ROWS_PER_PASS. The row geometry is fixed for the whole K walk;
+  // the (ky, kx, c) position advances by BK per tile without division.
+  const int kq = tid % (BK / 4);
+  const int row0 = tid / (BK / 4);
+  const float* row_base[Cfg::A_CHUNKS];
+  int row_iy[Cfg::A_CHUNKS], row_ix[Cfg::A_CHUNKS];
+  const int opix = a.oh * a.ow;
+CTNN_UNROLL
+  for (int j = 0; j < Cfg::A_CHUNKS; ++j) {
+    const int m = m0 + row0 + j * Cfg::ROWS_PER_PASS;
+    if (m < a.m) {
+      const int img = m / opix, rem = m - img * opix;
+      const int oy = rem / a.ow, ox = rem - oy * a.ow;
+      row_base[j] = a.in + static_cast<long>(img) * a.h * a.w * a.cs_in;
+      row_iy[j] = oy * a.stride - a.padding;
+      row_ix[j] = ox * a.stride - a.padding;
+    } else {
+      row_base[j] = nullptr;
+      row_iy[j] = row_ix[j] = 0;
+    }
+  }
+  int kd = kt_begin * BK + kq * 4;
+  int kc = kd % a.cs_in;
+  int ky = (kd / a.cs_in) / a.kernel;
+  int kx = (kd / a.cs_in) % a.kernel;
+
+  auto load_tile = [&](int stage, int kt) {
+    float* As = smem + stage * Cfg::STAGE;
+    float* Bs = As + Cfg::A_STAGE;
+    const bool k_ok = kd < a.kd;
+CTNN_UNROLL
+    for (int j = 0; j < Cfg::A_CHUNKS; ++j) {
+      const int iy = row_iy[j] + ky, ix = row_ix[j] + kx;
+      const bool ok = row_base[j] != nullptr && k_ok && iy >= 0 && iy < a.h && ix >= 0 && ix < a.w;
+      const float* src = ok ? row_base[j] + (static_cast<long>(iy) * a.w + ix) * a.cs_in + kc : a.in;
+      dev::cp_async16(As + (row0 + j * Cfg::ROWS_PER_PASS) * LDA + kq * 4, src, ok);
+    }
+CTNN_UNROLL
+    for (int j = 0; j < Cfg::B_CHUNKS; ++j) {
+      const int id = tid + j * NT;
+      const int kr = id / (BN / 4), nq = id % (BN / 4);
+      const float* src = a.weight + static_cast<long>(kt * BK + kr) * a.n_pad + n0 + nq * 4;
+      dev::cp_async16(Bs + kr * LDB + nq * 4, src, true);
+    }
+    kd += BK;
+    kc += BK;
+    while (kc >= a.cs_in) {
+      kc -= a.cs_in;
+      if (++kx == a.kernel) {
+        kx = 0;
+        ++ky;
+      }
+    }
+  };
+
+  // --- accumulators
+  constexpr int WTM = BM / Cfg::WARPS_M, WTN = BN / Cfg::WARPS_N;
+  constexpr int FM = WTM / 16, FN = WTN / 16;
+  constexpr int TY = NT / 16, TM = BM / TY, TN = BN / 16;
+  const int warp = tid / 32, lane = tid % 32;
+  const int wm = warp / Cfg::WARPS_N, wn = warp % Cfg::WARPS_N;
+  const int tx = tid % 16, ty = tid / 16;
+  [[maybe_unused]] dev::FragC frag[TF32 ? FM : 1][TF32 ? FN : 1];
+  [[maybe_unused]] float acc[TF32 ? 1 : TM][TF32 ? 1 : TN];
+  if constexpr (TF32) {
+CTNN_UNROLL
+    for (int i = 0; i < FM; ++i)
+CTNN_UNROLL
+      for (int j = 0; j < FN; ++j) dev::frag_zero(frag[i][j]);
+  } else {
+CTNN_UNROLL
+    for (int i = 0; i < TM; ++i)
+CTNN_UNROLL
+      for (int j = 0; j < TN; ++j) acc[i][j] = 0.0f;
+  }
+
+  auto compute = [&](int stage) {
+    const float* As = smem + stage * Cfg::STAGE;
+    const float* Bs = As + Cfg::A_STAGE;
+    if constexpr (TF32) {
+CTNN_UNROLL
+      for (int kk = 0; kk < BK; kk += 8) {
+        dev::FragA fa[FM];
+        dev::FragB fb[FN];
+CTNN_UNROLL
+        for (int i = 0; i < FM; ++i) dev::frag_load(fa[i], As + (wm * WTM + i * 16) * LDA + kk, LDA);
+CTNN_UNROLL
+        for (int j = 0; j < FN; ++j) dev::frag_load(fb[j], Bs + kk * LDB + wn * WTN + j * 16, LDB);
+CTNN_UNROLL
+        for (int i = 0; i < FM; ++i)
+CTNN_UNROLL
+          for (int j = 0; j < FN; ++j) dev::frag_mma(frag[i][j], fa[i], fb[j]);
+      }
+    } else {
+      // Thread (tx, ty) owns rows ty + TY*i and columns tx + 16*j: a warp
+      // reads two A addresses (broadcast) and 16 consecutive B words per
+      // step, so neither operand conflicts on banks.
+CTNN_UNROLL_4
+      for (int kk = 0; kk < BK; ++kk) {
+        float av[TM], bv[TN];
+CTNN_UNROLL
+        for (int i = 0; i < TM; ++i) av[i] = As[(ty + TY * i) * LDA + kk];
+CTNN_UNROLL
+        for (int j = 0; j < TN; ++j) bv[j] = Bs[kk * LDB + tx + 16 * j];
+CTNN_UNROLL
+        for (int i = 0; i < TM; ++i)
+CTNN_UNROLL
+          for (int j = 0; j < TN; ++j) acc[i][j] += av[i] * bv[j];
+      }
+    }
+  };
+
+  // --- the pipeline: keep STAGES-1 tiles in flight. Every thread commits a
+  // (possibly empty) group per step so wait_group counts stay uniform.
+CTNN_UNROLL
+  for (int s = 0; s < STAGES - 1; ++s) {
+    if (s < nkt) load_tile(s, kt_begin + s);
+    dev::cp_async_commit();
+  }
+  for (int it = 0; it < nkt; ++it) {
+    dev::cp_async_wait<STAGES - 2>();
+    // Tile `it` has landed for everyone, and everyone has finished computing
+    // on the stage the next prefetch overwrites (it was used at it - 1).
+    dev::block_sync();
+    const int pre = it + STAGES - 1;
+    if (pre < nkt) load_tile(pre % STAGES, kt_begin + pre);
+    dev::cp_async_commit();
+    compute(it % STAGES);
+  }
+  dev::cp_async_wait<0>();
+  dev::block_sync();
+
+  // --- epilogue: stage the tile in shared memory, then write whole 16-byte
+  // runs of NHWC rows (coalesced) with the fused bias/residual/activation.
+  float* Cs = smem;
+  if constexpr (TF32) {
+CTNN_UNROLL
+    for (int i = 0; i < FM; ++i)
+CTNN_UNROLL
+      for (int j = 0; j < FN; ++j)
+        dev::frag_store(Cs + (wm * WTM + i * 16) * LDC + wn * WTN + j * 16, frag[i][j], LDC, lane);
+  } else {
+CTNN_UNROLL
+    for (int i = 0; i < TM; ++i)
+CTNN_UNROLL
+      for (int j = 0; j < TN; ++j) Cs[(ty + TY * i) * LDC + tx + 16 * j] = acc[i][j];
+  }
+  dev::block_sync();
+  constexpr int VEC_ROW = BN / 4;
+CTNN_UNROLL
+  for (int it = 0; it < BM * VEC_ROW / NT; ++it) {
+    const int id = tid + it * NT;
+    const int row = id / VEC_ROW, q = id % VEC_ROW;
+    const int m = m0 + row, n = n0 + q * 4;
+    if (m < a.m && n < a.cs_out) {
+      const dev::float4v v = dev::load4(Cs + row * LDC + q * 4);
+      if (a.partial)
+        dev::store4(a.partial + (static_cast<long>(bz) * a.m + m) * a.cs_out + n, v);
+      else
+        conv_finish(a, v, m, n);
+    }
+  }
+}
+
+// Sums the split-K partials of four channels of one row and finishes them.
+CTNN_HD void splitk_finish_item(const ConvArgs& a, int splits, long id) {
+  const int vec_row = a.cs_out / 4;
+  const long m = id / vec_row;
+  const int n = static_cast<int>(id % vec_row) * 4;
+  dev::float4v s = dev::load4(a.partial + m * a.cs_out + n);
+  for (int z = 1; z < splits; ++z) {
+    const dev::float4v p = dev::load4(a.partial + (static_cast<long>(z) * a.m + m) * a.cs_out + n);
+    s.x += p.x;
+    s.y += p.y;
+    s.z += p.z;
+    s.w += p.w;
+  }
+  conv_finish(a, s, m, n);
+}
+
+}  // namespace ctnn::cuda

@@ -1,0 +1,171 @@
+// The few device primitives the kernel bodies use, written once for nvcc and
+// once for the host simulator in tests/cuda_host.
+//
+// The kernel bodies (conv_kernel.cuh, simple_kernels.cuh) take their thread
+// and block indices and their shared memory as arguments instead of reading
+// threadIdx or declaring __shared__ arrays. nvcc compiles them into the real
+// kernels (see kernels.cuh); the simulator compiles the very same bodies with
+// g++, runs every simulated thread of a block as a host thread and maps
+// block_sync() to a std::barrier. That way tile loaders, pipelining, split-K
+// and epilogues are tested on machines without a GPU. Only the tensor-core
+// fragments are replaced by a plain model (whole tiles in every lane).
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+
+#if defined(__CUDACC__)
+#include <mma.h>
+#define CTNN_DEVICE __device__ __forceinline__
+#define CTNN_HD __host__ __device__ __forceinline__
+#define CTNN_UNROLL _Pragma("unroll")
+#define CTNN_UNROLL_4 _Pragma("unroll 4")
+#else
+#ifndef CTNN_CUDA_HOST_SIM
+#error "ctnn/backend/cuda kernels compile with nvcc, or with g++ only inside the kernel simulator (tests/cuda_host)"
+#endif
+#include <bit>
+#include <cmath>
+#define CTNN_DEVICE inline
+#define CTNN_HD inline
+#define CTNN_UNROLL
+#define CTNN_UNROLL_4
+namespace ctnn::cuda::sim {
+void block_sync();  // defined by the simulator: a barrier over the simulated block
+}
+#endif
+
+namespace ctnn::cuda::dev {
+
+CTNN_DEVICE void block_sync() {
+#if defined(__CUDACC__)
+  __syncthreads();
+#else
+  sim::block_sync();
+#endif
+}
+
+// 16-byte global -> shared copy that bypasses registers (cp.async, sm_80+).
+// `valid == false` fills the destination with zeros instead: that is how the
+// implicit GEMM reads convolution padding and the ragged edges of a tile.
+CTNN_DEVICE void cp_async16(float* smem_dst, const float* gmem_src, bool valid) {
+#if defined(__CUDACC__)
+  const unsigned dst = static_cast<unsigned>(__cvta_generic_to_shared(smem_dst));
+  const int src_bytes = valid ? 16 : 0;
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(gmem_src), "r"(src_bytes));
+#else
+  if (valid)
+    std::memcpy(smem_dst, gmem_src, 16);
+  else
+    std::memset(smem_dst, 0, 16);
+#endif
+}
+
+CTNN_DEVICE void cp_async_commit() {
+#if defined(__CUDACC__)
+  asm volatile("cp.async.commit_group;\n" ::);
+#endif
+}
+
+// Waits until at most N of this thread's committed groups are in flight.
+template <int N>
+CTNN_DEVICE void cp_async_wait() {
+#if defined(__CUDACC__)
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+#endif
+}
+
+struct float4v {
+  float x, y, z, w;
+};
+
+CTNN_DEVICE float4v load4(const float* p) {
+#if defined(__CUDACC__)
+  const float4 v = *reinterpret_cast<const float4*>(p);
+  return {v.x, v.y, v.z, v.w};
+#else
+  return {p[0], p[1], p[2], p[3]};
+#endif
+}
+
+CTNN_DEVICE void store4(float* p, float4v v) {
+#if defined(__CUDACC__)
+  *reinterpret_cast<float4*>(p) = make_float4(v.x, v.y, v.z, v.w);
+#else
+  p[0] = v.x;
+  p[1] = v.y;
+  p[2] = v.z;
+  p[3] = v.w;
+#endif
+}
+
+CTNN_DEVICE float exp_full(float x) {  // full-precision expf on both sides (no --use_fast_math)
+#if defined(__CUDACC__)
+  return expf(x);
+#else
+  return std::exp(x);
+#endif
+}
+
+// TF32 tensor-core tiles: 16x16 accumulators, 16x8 (A) and 8x16 (B) operands,
+// both loaded row-major from shared memory.
+#if defined(__CUDACC__)
+using FragA = nvcuda::wmma::fragment<nvcuda::wmma::matrix_a, 16, 16, 8, nvcuda::wmma::precision::tf32,
+                                     nvcuda::wmma::row_major>;
+using FragB = nvcuda::wmma::fragment<nvcuda::wmma::matrix_b, 16, 16, 8, nvcuda::wmma::precision::tf32,
+                                     nvcuda::wmma::row_major>;
+using FragC = nvcuda::wmma::fragment<nvcuda::wmma::accumulator, 16, 16, 8, float>;
+
+CTNN_DEVICE void frag_zero(FragC& c) { nvcuda::wmma::fill_fragment(c, 0.0f); }
+CTNN_DEVICE void frag_load(FragA& a, const float* p, unsigned ldm) {
+  nvcuda::wmma::load_matrix_sync(a, p, ldm);
+CTNN_UNROLL
+  for (int t = 0; t < a.num_elements; ++t) a.x[t] = nvcuda::wmma::__float_to_tf32(a.x[t]);
+}
+CTNN_DEVICE void frag_load(FragB& b, const float* p, unsigned ldm) {
+  nvcuda::wmma::load_matrix_sync(b, p, ldm);
+CTNN_UNROLL
+  for (int t = 0; t < b.num_elements; ++t) b.x[t] = nvcuda::wmma::__float_to_tf32(b.x[t]);
+}
+CTNN_DEVICE void frag_mma(FragC& c, const FragA& a, const FragB& b) { nvcuda::wmma::mma_sync(c, a, b, c); }
+CTNN_DEVICE void frag_store(float* p, const FragC& c, unsigned ldm, int /*lane*/) {
+  nvcuda::wmma::store_matrix_sync(p, c, ldm, nvcuda::wmma::mem_row_major);
+}
+#else
+// Host model: every lane holds the whole tile; TF32 rounding as cvt.rna
+// (round to nearest, ties away from zero, 10 mantissa bits kept).
+inline float to_tf32(float x) {
+  if (!std::isfinite(x)) return x;
+  auto u = std::bit_cast<std::uint32_t>(x);
+  u = (u + 0x1000u) & ~0x1FFFu;
+  return std::bit_cast<float>(u);
+}
+struct FragA { float v[16][8]; };
+struct FragB { float v[8][16]; };
+struct FragC { float v[16][16]; };
+inline void frag_zero(FragC& c) { std::memset(&c, 0, sizeof c); }
+inline void frag_load(FragA& a, const float* p, unsigned ldm) {
+  for (int i = 0; i < 16; ++i)
+    for (int k = 0; k < 8; ++k) a.v[i][k] = to_tf32(p[i * ldm + k]);
+}
+inline void frag_load(FragB& b, const float* p, unsigned ldm) {
+  for (int k = 0; k < 8; ++k)
+    for (int j = 0; j < 16; ++j) b.v[k][j] = to_tf32(p[k * ldm + j]);
+}
+inline void frag_mma(FragC& c, const FragA& a, const FragB& b) {
+  for (int i = 0; i < 16; ++i)
+    for (int j = 0; j < 16; ++j) {
+      float s = c.v[i][j];
+      for (int k = 0; k < 8; ++k) s += a.v[i][k] * b.v[k][j];
+      c.v[i][j] = s;
+    }
+}
+// Only lane 0 writes: the warp's lanes all hold the same tile here.
+inline void frag_store(float* p, const FragC& c, unsigned ldm, int lane) {
+  if (lane != 0) return;
+  for (int i = 0; i < 16; ++i)
+    for (int j = 0; j < 16; ++j) p[i * ldm + j] = c.v[i][j];
+}
+#endif
+
+}  // namespace ctnn::cuda::dev

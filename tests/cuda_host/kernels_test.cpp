@@ -1,0 +1,147 @@
+// Runs the CUDA backend's kernel bodies and run loop in the host simulator
+// (sim.hpp) and compares with a naive double-precision executor of the
+// Program (naive.hpp). Covers both tile configurations, split-K, padding
+// channels, both precisions and every op kind the ResNets and heads use.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstdio>
+
+#include "naive.hpp"
+#include "sim.hpp"
+
+using namespace ctnn;
+using namespace ctnn::cuda;
+using ctnn::test::ProgramBuilder;
+
+namespace {
+
+struct Diff {
+  double max_abs = 0, ref_scale = 0, worst_rel = 0;
+  bool finite = true;
+  double rel() const { return max_abs / std::max(ref_scale, 1e-30); }
+};
+
+Diff compare(const std::vector<float>& got, const std::vector<double>& want) {
+  Diff d;
+  REQUIRE(got.size() == want.size());
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    if (!std::isfinite(got[i])) d.finite = false;
+    d.max_abs = std::max(d.max_abs, std::abs(got[i] - want[i]));
+    d.ref_scale = std::max(d.ref_scale, std::abs(want[i]));
+  }
+  return d;
+}
+
+std::vector<float> random_input(Extents e, unsigned seed) {
+  std::vector<float> x(e.count());
+  for (auto& v : x) {
+    seed = seed * 1664525u + 1013904223u;
+    v = static_cast<float>(seed >> 8) / static_cast<float>(1u << 24) * 2.0f - 1.0f;
+  }
+  return x;
+}
+
+// A scaled-down torchvision ResNet: 7x7/2 stem, max pool, BasicBlocks with a
+// projection shortcut, global average pool, and one of the article's heads.
+enum class Head { linear10, sigmoid1, dropout_softmax };
+
+ProgramBuilder mini_resnet(Head head) {
+  ProgramBuilder b(3);
+  int x = b.conv(0, 3, 8, 7, 2, 3, false, "conv1");
+  b.bn(x, 8, "bn1");
+  b.unary(OpKind::relu, x, "relu");
+  x = b.max_pool(x, 3, 2, 1, "maxpool");
+  x = b.basic_block(x, 8, 8, 1, "layer1.0");
+  x = b.basic_block(x, 8, 16, 2, "layer2.0");
+  x = b.basic_block(x, 16, 36, 2, "layer3.0");  // 36: not a multiple of the tiles
+  const int f = b.avg_pool(x, "avgpool");
+  b.p.features = f;
+  b.p.features_end = b.p.ops.size();
+  switch (head) {
+    case Head::linear10: b.p.output = b.linear(f, 36, 10, "fc"); break;
+    case Head::sigmoid1: {
+      const int o = b.linear(f, 36, 1, "fc.0");
+      b.unary(OpKind::sigmoid, o, "fc.1");
+      b.p.output = o;
+      break;
+    }
+    case Head::dropout_softmax: {
+      const int o = b.linear(f, 36, 100, "fc.0");
+      b.unary(OpKind::dropout, o, "fc.1");
+      b.unary(OpKind::softmax, o, "fc.2");
+      b.p.output = o;
+      break;
+    }
+  }
+  return b;
+}
+
+void check_run(const ProgramBuilder& b, Extents in, Stage stage, bool tf32, int sm_count, double tol,
+               const char* what) {
+  const Plan plan = build_plan(b.p, b.params);
+  const std::vector<float> x = random_input(in, 7u + static_cast<unsigned>(in.h));
+  Extents want_shape;
+  const std::vector<double> want = ctnn::test::naive_run(b.p, b.params, x, in, stage, &want_shape);
+  const sim::SimResult got = sim::run_plan(plan, b.p, x, in, stage, tf32, sm_count);
+  CHECK(got.shape == want_shape);
+  const Diff d = compare(got.data, want);
+  std::printf("  %-40s %s sm=%-3d %s: max |diff| %.3g, max |ref| %.3g, relative %.3g (%d convs, %d split-K)\n", what,
+              tf32 ? "tf32" : "fp32", sm_count, stage == Stage::features ? "features" : "output  ", d.max_abs,
+              d.ref_scale, d.rel(), got.conv_launches, got.split_launches);
+  CHECK_MESSAGE(d.finite, what << ": non-finite outputs (a kernel read memory nobody wrote)");
+  CHECK_MESSAGE(d.rel() <= tol, what << ": relative error " << d.rel() << " > " << tol);
+}
+
+}  // namespace
+
+TEST_CASE("simulated kernels: mini ResNet, FP32, 128x128 tiles without split-K, matches the naive oracle") {
+  // sm_count 1: every problem fills "the GPU", so the big tiles run alone.
+  const auto b = mini_resnet(Head::linear10);
+  check_run(b, {2, 3, 37, 45}, Stage::output, false, 1, 1e-5, "linear head");
+  check_run(b, {2, 3, 37, 45}, Stage::features, false, 1, 1e-5, "features");
+}
+
+TEST_CASE("simulated kernels: mini ResNet, FP32, 64x64 tiles with split-K, matches the naive oracle") {
+  const auto b = mini_resnet(Head::linear10);
+  check_run(b, {1, 3, 33, 29}, Stage::output, false, 132, 1e-5, "linear head");
+  check_run(b, {3, 3, 21, 24}, Stage::features, false, 132, 1e-5, "features");
+}
+
+TEST_CASE("simulated kernels: the article's heads (sigmoid, dropout + softmax)") {
+  check_run(mini_resnet(Head::sigmoid1), {2, 3, 40, 35}, Stage::output, false, 132, 1e-5, "linear(36,1) + sigmoid");
+  check_run(mini_resnet(Head::dropout_softmax), {2, 3, 40, 35}, Stage::output, false, 132, 1e-5,
+            "linear(36,100) + dropout + softmax");
+}
+
+TEST_CASE("simulated kernels: TF32 tensor-core path within its tolerance") {
+  const auto b = mini_resnet(Head::linear10);
+  check_run(b, {2, 3, 37, 45}, Stage::output, true, 1, 5e-3, "tf32 big tiles");
+  check_run(b, {1, 3, 33, 29}, Stage::output, true, 132, 5e-3, "tf32 small tiles + split-K");
+}
+
+TEST_CASE("simulated kernels: one wide conv across several M and N tiles, with residual and relu") {
+  // 130 output channels: two 128-wide N tiles, stored as 132 channels.
+  ProgramBuilder b(20);
+  const int r = b.conv(0, 20, 130, 1, 1, 0, true, "proj");
+  const int y = b.conv(0, 20, 130, 3, 1, 1, true, "conv");
+  b.bn(y, 130, "bn");
+  b.add(y, r, "add");
+  b.unary(OpKind::relu, y, "relu");
+  b.p.features = b.p.output = y;
+  b.p.features_end = b.p.ops.size();
+  check_run(b, {2, 20, 13, 11}, Stage::output, false, 1, 1e-5, "conv 20->130 3x3 + residual");
+  check_run(b, {2, 20, 13, 11}, Stage::output, false, 132, 1e-5, "same, small tiles");
+  check_run(b, {1, 20, 5, 7}, Stage::output, true, 1, 5e-3, "same, tf32");
+}
+
+TEST_CASE("simulated kernels: stride-2 3x3 and max pool with padding at odd sizes") {
+  ProgramBuilder b(5);
+  const int y = b.conv(0, 5, 12, 3, 2, 1, false, "conv");
+  b.unary(OpKind::relu, y, "relu");
+  const int p = b.max_pool(y, 3, 2, 1, "pool");
+  b.p.features = b.p.output = p;
+  b.p.features_end = b.p.ops.size();
+  for (Extents e : {Extents{1, 5, 1, 1}, Extents{2, 5, 2, 3}, Extents{1, 5, 9, 4}})
+    check_run(b, e, Stage::output, false, 132, 1e-5, "conv/2 + pool (spatial result, NCHW out)");
+}

@@ -1,0 +1,194 @@
+// Host-only tests of the CUDA backend's plan: BatchNorm folding, epilogue
+// fusion, weight packing, buffer liveness and tile selection. No GPU needed.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <set>
+
+#include "naive.hpp"
+#include "sim.hpp"
+
+using namespace ctnn;
+using namespace ctnn::cuda;
+using ctnn::test::ProgramBuilder;
+
+namespace {
+
+const Step* find_step(const Plan& plan, const std::string& prefix) {
+  for (const Step& s : plan.steps)
+    if (s.name.rfind(prefix, 0) == 0) return &s;
+  return nullptr;
+}
+
+}  // namespace
+
+TEST_CASE("conv + bn + relu fold into one step whose weights and bias are the folded ones (double)") {
+  ProgramBuilder b(3);
+  const int y = b.conv(0, 3, 6, 3, 1, 1, /*bias=*/true, "conv1");
+  b.bn(y, 6, "bn1");
+  b.unary(OpKind::relu, y, "relu");
+  b.p.features = b.p.output = y;
+  b.p.features_end = b.p.ops.size();
+  const Plan plan = build_plan(b.p, b.params);
+
+  REQUIRE(plan.steps.size() == 2);  // layout conversion + one fused conv
+  const Step& s = plan.steps[1];
+  CHECK(s.kind == StepKind::conv);
+  CHECK(s.name == "conv1 + bn1 + relu");
+  CHECK(s.act == Act::relu);
+  CHECK(s.cs_in == 4);  // 3 channels stored as 4
+  CHECK(s.kd == 3 * 3 * 4);
+  CHECK(s.kd_pad == 64);
+  CHECK(s.n_pad == 128);
+
+  const Op& conv = b.p.ops[0];
+  const Op& bn = b.p.ops[1];
+  for (int k = 0; k < 6; ++k) {
+    const double gamma = b.params[bn.weight + k], beta = b.params[bn.bias + k];
+    const double mean = b.params[bn.running_mean + k], var = b.params[bn.running_var + k];
+    const double scale = gamma / std::sqrt(var + 1e-5);
+    const double bias = (b.params[conv.bias + k] - mean) * scale + beta;
+    CHECK(plan.arena[s.bias + k] == doctest::Approx(bias).epsilon(1e-7));
+    for (int c = 0; c < 3; ++c)
+      for (int r = 0; r < 3; ++r)
+        for (int q = 0; q < 3; ++q) {
+          const double w = b.params[conv.weight + ((k * 3 + c) * 3 + r) * 3 + q] * scale;
+          const std::size_t kd = static_cast<std::size_t>((r * 3 + q) * 4 + c);
+          CHECK(plan.arena[s.weight + kd * 128 + k] == doctest::Approx(w).epsilon(1e-7));
+        }
+    // The pad channel (c = 3) and pad rows/columns are zero, so they add nothing.
+    for (int r = 0; r < 9; ++r) CHECK(plan.arena[s.weight + static_cast<std::size_t>(r * 4 + 3) * 128 + k] == 0.0f);
+  }
+  for (std::size_t kd = 36; kd < 64; ++kd) CHECK(plan.arena[s.weight + kd * 128 + 0] == 0.0f);
+  CHECK(plan.arena[s.bias + 6] == 0.0f);
+}
+
+TEST_CASE("a BasicBlock's downsample branch is hoisted so add + relu fuse into conv2") {
+  ProgramBuilder b(8);
+  const int z = b.basic_block(0, 8, 16, 2, "layer2.0");
+  const int f = b.avg_pool(z, "avgpool");
+  b.p.features = f;
+  b.p.features_end = b.p.ops.size();
+  const int o = b.linear(f, 16, 10, "fc");
+  b.p.output = o;
+  const Plan plan = build_plan(b.p, b.params);
+
+  const Step* conv2 = find_step(plan, "layer2.0.conv2");
+  REQUIRE(conv2 != nullptr);
+  CHECK(conv2->name == "layer2.0.conv2 + bn2 + add + relu");
+  CHECK(conv2->residual >= 0);
+  CHECK(conv2->act == Act::relu);
+  const Step* ds = find_step(plan, "layer2.0.downsample.0");
+  REQUIRE(ds != nullptr);
+  CHECK(ds->name == "layer2.0.downsample.0 + downsample.1");
+  CHECK(ds->output == conv2->residual);
+  CHECK(ds < conv2);  // runs first
+  // conversion, conv1, downsample, conv2, avgpool | fc
+  CHECK(plan.steps.size() == 6);
+  CHECK(plan.features_steps == 5);
+  for (const Step& s : plan.steps) CHECK(s.kind != StepKind::eltwise);
+}
+
+TEST_CASE("element-wise ops without a producer to fuse into become one eltwise step") {
+  ProgramBuilder b(4);
+  const int y = b.max_pool(0, 2, 2, 0, "pool");
+  b.bn(y, 4, "bn");
+  b.unary(OpKind::dropout, y, "drop");
+  b.unary(OpKind::relu, y, "relu");
+  b.p.features = b.p.output = y;
+  b.p.features_end = b.p.ops.size();
+  const Plan plan = build_plan(b.p, b.params);
+  REQUIRE(plan.steps.size() == 3);
+  CHECK(plan.steps[2].kind == StepKind::eltwise);
+  CHECK(plan.steps[2].name == "bn + drop + relu");
+  CHECK(plan.steps[2].scale != no_param);
+  CHECK(plan.steps[2].act == Act::relu);
+}
+
+TEST_CASE("slots: no step writes a buffer it reads, and live values never share a buffer") {
+  ProgramBuilder b(3);
+  int x = b.conv(0, 3, 8, 7, 2, 3, false, "conv1");
+  b.bn(x, 8, "bn1");
+  b.unary(OpKind::relu, x, "relu");
+  x = b.max_pool(x, 3, 2, 1, "maxpool");
+  x = b.basic_block(x, 8, 8, 1, "layer1.0");
+  x = b.basic_block(x, 8, 16, 2, "layer2.0");
+  x = b.basic_block(x, 16, 16, 1, "layer2.1");
+  const int f = b.avg_pool(x, "avgpool");
+  b.p.features = f;
+  b.p.features_end = b.p.ops.size();
+  b.p.output = b.linear(f, 16, 10, "fc");
+  const Plan plan = build_plan(b.p, b.params);
+
+  CHECK(plan.slots <= 4);
+  // Recompute liveness independently and check every pair of overlapping
+  // values has different slots.
+  const std::size_t n = plan.steps.size();
+  std::vector<long> first(static_cast<std::size_t>(b.p.values), -1), last(static_cast<std::size_t>(b.p.values), -1);
+  for (std::size_t k = 0; k < n; ++k)
+    for (int v : {plan.steps[k].input, plan.steps[k].residual, plan.steps[k].output})
+      if (v >= 0) {
+        if (first[static_cast<std::size_t>(v)] < 0) first[static_cast<std::size_t>(v)] = static_cast<long>(k);
+        last[static_cast<std::size_t>(v)] = static_cast<long>(k);
+      }
+  last[static_cast<std::size_t>(plan.output)] = static_cast<long>(n);
+  last[static_cast<std::size_t>(plan.features)] =
+      std::max(last[static_cast<std::size_t>(plan.features)], static_cast<long>(plan.features_steps) - 1);
+  for (std::size_t a = 0; a < first.size(); ++a)
+    for (std::size_t c = a + 1; c < first.size(); ++c) {
+      if (first[a] < 0 || first[c] < 0) continue;
+      const bool overlap = first[a] <= last[c] && first[c] <= last[a];
+      if (overlap) CHECK_MESSAGE(plan.slot[a] != plan.slot[c], "values " << a << " and " << c);
+    }
+  for (const Step& s : plan.steps) {
+    if (s.input >= 0 && s.input != s.output) CHECK(plan.slot[static_cast<std::size_t>(s.input)] != plan.slot[static_cast<std::size_t>(s.output)]);
+    if (s.residual >= 0) CHECK(plan.slot[static_cast<std::size_t>(s.residual)] != plan.slot[static_cast<std::size_t>(s.output)]);
+  }
+}
+
+TEST_CASE("malformed programs are rejected with the layer's name") {
+  ProgramBuilder b(3);
+  const int y = b.conv(0, 3, 8, 3, 1, 1, false, "conv1");
+  b.p.features = b.p.output = y;
+  b.p.features_end = b.p.ops.size();
+  SUBCASE("parameters outside the arena") {
+    b.params.resize(10);
+    CHECK_THROWS_WITH_AS(build_plan(b.p, b.params), doctest::Contains("conv1"), std::invalid_argument);
+  }
+  SUBCASE("channel mismatch") {
+    b.p.ops[0].in_channels = 4;
+    CHECK_THROWS_WITH_AS(build_plan(b.p, b.params), doctest::Contains("expects 4 input channels"),
+                         std::invalid_argument);
+  }
+  SUBCASE("reading a value nobody produced") {
+    b.p.ops[0].input = 5;
+    b.p.values = 6;
+    CHECK_THROWS_WITH_AS(build_plan(b.p, b.params), doctest::Contains("no earlier op produces"),
+                         std::invalid_argument);
+  }
+}
+
+TEST_CASE("tiling: big tiles when they fill the GPU, split-K when small problems would leave it idle") {
+  // ResNet-18 layer1 at batch 64 (224x224): plenty of 128x128 tiles.
+  ConvTiling t = choose_tiling(64 * 56 * 56, 64, 576, 132);
+  CHECK(t.config == 0);
+  CHECK(t.splits == 1);
+  CHECK(t.grid_m == (64 * 56 * 56 + 127) / 128);
+  // ResNet-18 layer4 at batch 1: 49 x 512 output, K = 4608.
+  t = choose_tiling(49, 512, 4608, 132);
+  CHECK(t.config == 1);
+  CHECK(t.splits > 1);
+  for (int sm : {1, 8, 66, 132, 144})
+    for (long m : {1L, 49L, 196L, 3136L, 12544L, 200704L})
+      for (int ks : {4, 12, 64, 132, 512, 2048})
+        for (int kd : {32, 64, 288, 576, 1152, 4608}) {
+          const ConvTiling c = choose_tiling(m, ks, kd, sm);
+          CHECK(c.splits >= 1);
+          CHECK((c.splits - 1) * c.kt_per_split < c.k_tiles);  // no empty split
+          CHECK(c.splits * c.kt_per_split >= c.k_tiles);       // all of K covered
+          if (c.splits > 1)
+            CHECK(static_cast<std::size_t>(c.splits) * static_cast<std::size_t>(m) * static_cast<std::size_t>(ks) <=
+                  split_workspace_floats(sm));
+        }
+}

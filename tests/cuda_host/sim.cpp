@@ -1,0 +1,65 @@
+#include "sim.hpp"
+
+#include <algorithm>
+
+namespace ctnn::cuda::sim {
+
+namespace {
+thread_local std::barrier<>* current_barrier = nullptr;
+}
+
+void block_sync() {
+  if (!current_barrier) throw std::logic_error("block_sync outside a simulated block");
+  current_barrier->arrive_and_wait();
+}
+
+void run_block(int threads, const std::function<void(int)>& fn) {
+  std::barrier<> bar(threads);
+  std::vector<std::jthread> pool;
+  pool.reserve(static_cast<std::size_t>(threads));
+  for (int t = 0; t < threads; ++t)
+    pool.emplace_back([&, t] {
+      current_barrier = &bar;
+      fn(t);
+      current_barrier = nullptr;
+    });
+}
+
+SimResult run_plan(const Plan& plan, const Program& program, std::span<const float> input, Extents shape,
+                   Stage stage, bool tf32, int sm_count) {
+  std::vector<Extents> e = infer_extents(program, shape);
+  std::vector<std::size_t> sizes = slot_sizes(plan, e);
+  std::vector<std::vector<float>> slots(sizes.size());
+  std::vector<float*> slot_ptr(sizes.size());
+  for (std::size_t i = 0; i < sizes.size(); ++i) {
+    // Poison: a kernel reading memory nobody wrote shows up as NaN.
+    slots[i].assign(sizes[i], std::numeric_limits<float>::quiet_NaN());
+    slot_ptr[i] = slots[i].data();
+  }
+  std::vector<float> partial(split_workspace_floats(sm_count), std::numeric_limits<float>::quiet_NaN());
+  DeviceState d;
+  d.arena = plan.arena.data();
+  d.slots = slot_ptr.data();
+  d.partial = partial.data();
+  d.partial_floats = partial.size();
+  d.raw_input = input.data();
+  d.sm_count = sm_count;
+  HostLauncher launch;
+  launch.tf32 = tf32;
+  const std::size_t end = stage == Stage::features ? plan.features_steps : plan.steps.size();
+  enqueue_steps(plan, e, d, end, launch);
+
+  const int v = stage == Stage::features ? plan.features : plan.output;
+  const Extents out = e[static_cast<std::size_t>(v)];
+  SimResult r;
+  r.shape = out;
+  r.data.resize(out.count());
+  LayoutArgs a{value_ptr(plan, d, v), r.data.data(), static_cast<int>(out.n), static_cast<int>(out.c),
+               static_cast<int>(out.h), static_cast<int>(out.w), stored_channels(static_cast<int>(out.c))};
+  for (long i = 0; i < static_cast<long>(out.count()); ++i) to_nchw_item(a, i);
+  r.conv_launches = launch.conv_launches;
+  r.split_launches = launch.split_launches;
+  return r;
+}
+
+}  // namespace ctnn::cuda::sim

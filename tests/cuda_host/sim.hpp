@@ -1,0 +1,84 @@
+// A host simulator for the CUDA backend's kernel bodies (see
+// include/ctnn/backend/cuda/portable.cuh). Each simulated block runs its
+// threads as real host threads joined by a std::barrier, so __syncthreads
+// placement, shared-memory staging, the cp.async pipeline's stage indexing,
+// split-K and the fused epilogues execute exactly as written for the GPU.
+#pragma once
+
+#define CTNN_CUDA_HOST_SIM 1
+
+#include <barrier>
+#include <cstddef>
+#include <functional>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "ctnn/backend/cuda/schedule.cuh"
+
+namespace ctnn::cuda::sim {
+
+// Runs fn(tid) on `threads` host threads that share one barrier.
+void run_block(int threads, const std::function<void(int)>& fn);
+
+// The launcher policy schedule.cuh drives, running every kernel body here.
+struct HostLauncher {
+  int conv_launches = 0, split_launches = 0;
+
+  void to_nhwc(const LayoutArgs& a, long items, const Step&) {
+    for (long i = 0; i < items; ++i) to_nhwc_item(a, i);
+  }
+  void max_pool(const PoolArgs& a, long items, const Step&) {
+    for (long i = 0; i < items; ++i) max_pool_item(a, i);
+  }
+  void avg_pool(const PoolArgs& a, long items, const Step&) {
+    for (long i = 0; i < items; ++i) avg_pool_item(a, i);
+  }
+  void eltwise(const EltwiseArgs& a, long items, const Step&) {
+    for (long i = 0; i < items; ++i) eltwise_item(a, i);
+  }
+  void softmax(const SoftmaxArgs& a, int images, const Step&) {
+    std::vector<float> red(softmax_threads);
+    for (int img = 0; img < images; ++img)
+      run_block(softmax_threads, [&](int tid) { softmax_block(a, red.data(), tid, img); });
+  }
+  void splitk(const ConvArgs& a, int splits, long items, const Step&) {
+    ++split_launches;
+    for (long i = 0; i < items; ++i) splitk_finish_item(a, splits, i);
+  }
+  template <class Cfg>
+  void conv_cfg(const ConvArgs& a, const ConvTiling& t) {
+    std::vector<float> smem(Cfg::smem_bytes / sizeof(float));
+    for (int z = 0; z < t.splits; ++z)
+      for (long y = 0; y < t.grid_n; ++y)
+        for (long x = 0; x < t.grid_m; ++x)
+          run_block(Cfg::NT, [&](int tid) {
+            if (tf32)
+              conv_block<Cfg, true>(a, smem.data(), tid, static_cast<int>(x), static_cast<int>(y), z);
+            else
+              conv_block<Cfg, false>(a, smem.data(), tid, static_cast<int>(x), static_cast<int>(y), z);
+          });
+  }
+  void conv(const ConvArgs& a, const ConvTiling& t, const Step&) {
+    ++conv_launches;
+    if (t.config == 0)
+      conv_cfg<ConvBig>(a, t);
+    else
+      conv_cfg<ConvSmall>(a, t);
+  }
+  bool tf32 = false;
+};
+
+// Runs a whole plan on the host the way the CUDA executor runs it on the
+// device: same slots, same schedule, same kernel bodies. Returns NCHW.
+struct SimResult {
+  std::vector<float> data;
+  Extents shape;
+  int conv_launches = 0, split_launches = 0;
+};
+SimResult run_plan(const Plan& plan, const Program& program, std::span<const float> input, Extents shape,
+                   Stage stage, bool tf32, int sm_count);
+
+}  // namespace ctnn::cuda::sim
