@@ -1,0 +1,209 @@
+// One convolution step of the CPU backend: weight packing (done once, when the
+// executor is built) and the driver that covers the output with register
+// tiles (conv_kernel.hpp) across OpenMP threads.
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+
+#include "ctnn/backend/cpu/conv_kernel.hpp"
+#include "ctnn/backend/cpu/layout.hpp"
+
+namespace ctnn::backend::cpu {
+
+// A convolution after BatchNorm folding, with its fused epilogue.
+struct ConvSpec {
+  int in_channels = 0, out_channels = 0, kernel = 1, stride = 1, padding = 0;
+  int in_lanes = 1;              // lanes of the input value's layout
+  int groups = 0;                // pairs of output blocks
+  std::size_t group_floats = 0;  // packed weight floats per pair
+  std::size_t weights = 0;       // offset of the packed weights in the executor's arena
+  std::size_t bias = 0;          // offset of groups * 2 * B folded biases
+  bool relu = false;
+};
+
+template <class Arch>
+constexpr std::size_t packed_conv_floats(int in_channels, int out_channels, int kernel, int in_lanes) {
+  constexpr std::size_t B = static_cast<std::size_t>(block_width<Arch>);
+  const std::size_t out_blocks = (static_cast<std::size_t>(out_channels) + B - 1) / B;
+  const std::size_t groups = (out_blocks + 1) / 2;
+  const std::size_t in_blocks = (static_cast<std::size_t>(in_channels) + in_lanes - 1) / in_lanes;
+  return groups * in_blocks * static_cast<std::size_t>(kernel * kernel * in_lanes) * 2 * B;
+}
+
+// Packs PyTorch weights [out][in][k][k], each output row multiplied by
+// scale[o] (the folded BatchNorm; computed in double and rounded once), into
+// [pair][in block][kh][kw][lane][2][B]. Padding channels get zero weights.
+template <class Arch>
+void pack_conv_weights(const float* w, std::span<const double> scale, int in_channels, int out_channels, int kernel,
+                       int in_lanes, float* dst) {
+  constexpr int B = block_width<Arch>;
+  const int out_blocks = (out_channels + B - 1) / B;
+  const int groups = (out_blocks + 1) / 2;
+  const int in_blocks = (in_channels + in_lanes - 1) / in_lanes;
+  std::size_t at = 0;
+  for (int g = 0; g < groups; ++g)
+    for (int ib = 0; ib < in_blocks; ++ib)
+      for (int kh = 0; kh < kernel; ++kh)
+        for (int kw = 0; kw < kernel; ++kw)
+          for (int l = 0; l < in_lanes; ++l)
+            for (int r = 0; r < 2; ++r)
+              for (int b = 0; b < B; ++b, ++at) {
+                const int o = (2 * g + r) * B + b, i = ib * in_lanes + l;
+                float v = 0.0f;
+                if (o < out_channels && i < in_channels) {
+                  const std::size_t src =
+                      ((static_cast<std::size_t>(o) * in_channels + i) * kernel + kh) * kernel + kw;
+                  v = static_cast<float>(static_cast<double>(w[src]) * scale[static_cast<std::size_t>(o)]);
+                }
+                dst[at] = v;
+              }
+}
+
+namespace detail {
+
+using conv_tile_fn = void (*)(const ConvTileArgs&, const float*, float*, float*, const float*, const float*, int);
+
+// The register-tile widths compiled for each instruction set: the widest
+// that fits, and roughly its half and quarter for narrow rows. Few variants
+// keep the backend cheap to compile; the tile planner overlaps or masks the
+// last tile of a row instead.
+template <class Arch>
+inline constexpr std::array<int, 3> tile_pixels = {conv_max_pixels<Arch>, (conv_max_pixels<Arch> + 1) / 2,
+                                                   std::max(1, (conv_max_pixels<Arch> + 3) / 4)};
+
+// Relative throughput of each tile width (its load:FMA ratio is (P+2):2P).
+inline constexpr std::array<double, 3> tile_efficiency = {1.0, 0.95, 0.8};
+
+template <class Arch, int S, int L>
+conv_tile_fn tile_kernel(int which) {
+  constexpr auto P = tile_pixels<Arch>;
+  switch (which) {
+    case 0: return &conv_tile<Arch, P[0], S, L>;
+    case 1: return &conv_tile<Arch, P[1], S, L>;
+    default: return &conv_tile<Arch, P[2], S, L>;
+  }
+}
+
+}  // namespace detail
+
+// How one row of output pixels is covered with tiles of one width.
+struct RowTiling {
+  int which = 0;  // index into tile_pixels
+  int pixels = 1;
+  int tiles = 1;
+};
+
+template <class Arch>
+RowTiling plan_row(int out_w) {
+  RowTiling best{};
+  double best_cost = 0;
+  for (int k = 0; k < 3; ++k) {
+    const int p = detail::tile_pixels<Arch>[static_cast<std::size_t>(k)];
+    const int tiles = (out_w + p - 1) / p;
+    const double cost = tiles * p / detail::tile_efficiency[static_cast<std::size_t>(k)];
+    if (k == 0 || cost < best_cost) {
+      best = {k, p, tiles};
+      best_cost = cost;
+    }
+  }
+  return best;
+}
+
+// Floats a consumer convolution may read past the end of its input's last
+// row: a tile wider than the row reads whole tile widths.
+template <class Arch>
+constexpr std::size_t conv_read_slack(int stride, int lanes, int kernel) {
+  return static_cast<std::size_t>((conv_max_pixels<Arch> * stride + kernel) * lanes);
+}
+
+// Runs one convolution over all items: out = act(conv(in) + bias [+ res]).
+// `res` is null without a fused residual. Parallel over output rows and
+// output-block pairs; each output element is computed by one tile in a
+// fixed order, so any thread count gives bit-identical results.
+template <class Arch>
+void run_conv(const ConvSpec& c, const float* arena, const Layout& in, const Layout& out, const Layout* res) {
+  constexpr int B = block_width<Arch>;
+  const int out_h = static_cast<int>(out.h), out_w = static_cast<int>(out.w);
+  const int items = static_cast<int>(out.n);
+  const int out_blocks = static_cast<int>(out.blocks());
+  const RowTiling tiling = plan_row<Arch>(out_w);
+
+  // Specialised kernels for the blocked layout at stride 1 and 2 and for an
+  // RGB stem; anything else (other strides, plain or other narrow inputs)
+  // takes the generic kernel, which reads stride and lanes at run time.
+  detail::conv_tile_fn kernel = nullptr;
+  int pixels = detail::tile_pixels<Arch>[2];
+  if (c.in_lanes == B && c.stride == 1) {
+    kernel = detail::tile_kernel<Arch, 1, B>(tiling.which);
+  } else if (c.in_lanes == B && c.stride == 2) {
+    kernel = detail::tile_kernel<Arch, 2, B>(tiling.which);
+  } else if constexpr (B > 3) {
+    if (c.in_lanes == 3 && c.stride == 2) kernel = detail::tile_kernel<Arch, 2, 3>(tiling.which);
+  }
+  if (kernel)
+    pixels = tiling.pixels;
+  else
+    kernel = detail::tile_kernel<Arch, 0, 0>(2);
+  const int tiles = (out_w + pixels - 1) / pixels;
+
+  ConvTileArgs base;
+  base.in_block = in.plane();
+  base.in_row = in.row();
+  base.in_blocks = static_cast<int>(in.blocks());
+  base.kernel = c.kernel;
+  base.stride = c.stride;
+  base.lanes = in.lanes;
+  base.relu = c.relu;
+
+  // Visit output-block pairs outermost when the weights outweigh one item's
+  // input (late layers: a pair's weights stay in L2 across rows), rows
+  // outermost otherwise (early layers: an input row band stays in cache
+  // across pairs). Only the visiting order changes, never the arithmetic.
+  const bool pairs_outer = c.group_floats * static_cast<std::size_t>(c.groups) > static_cast<std::size_t>(in.item());
+  const long tasks = static_cast<long>(items) * c.groups * out_h;
+
+#pragma omp parallel
+  {
+#pragma omp for schedule(static) nowait
+    for (long t = 0; t < static_cast<long>(items) * out_blocks; ++t)
+      clear_border(out, static_cast<std::size_t>(t / out_blocks), static_cast<std::size_t>(t % out_blocks));
+
+#pragma omp for schedule(static)
+    for (long t = 0; t < tasks; ++t) {
+      int n, g, oh;
+      if (pairs_outer) {
+        n = static_cast<int>(t / (static_cast<long>(c.groups) * out_h));
+        const long r = t % (static_cast<long>(c.groups) * out_h);
+        g = static_cast<int>(r / out_h);
+        oh = static_cast<int>(r % out_h);
+      } else {
+        n = static_cast<int>(t / (static_cast<long>(c.groups) * out_h));
+        const long r = t % (static_cast<long>(c.groups) * out_h);
+        oh = static_cast<int>(r / c.groups);
+        g = static_cast<int>(r % c.groups);
+      }
+      ConvTileArgs a = base;
+      a.weights = arena + c.weights + static_cast<std::size_t>(g) * c.group_floats;
+      a.bias = arena + c.bias + static_cast<std::size_t>(g) * 2 * B;
+      const std::size_t b0 = static_cast<std::size_t>(2 * g), b1 = b0 + 1;
+      const bool second = static_cast<int>(b1) < out_blocks;
+      const std::ptrdiff_t iy = static_cast<std::ptrdiff_t>(oh) * c.stride - c.padding;
+      for (int tile = 0; tile < tiles; ++tile) {
+        // The last tile is shifted left to end at the row's end; where the
+        // row is narrower than a tile, it is stored partially instead.
+        const int ow = std::max(0, std::min(tile * pixels, out_w - pixels));
+        const int valid = std::min(pixels, out_w);
+        const std::ptrdiff_t ix = static_cast<std::ptrdiff_t>(ow) * c.stride - c.padding;
+        const auto i = static_cast<std::size_t>(n);
+        kernel(a, in.at(i, 0, iy, ix), out.at(i, b0, oh, ow), second ? out.at(i, b1, oh, ow) : nullptr,
+               res ? res->at(i, b0, oh, ow) : nullptr, res && second ? res->at(i, b1, oh, ow) : nullptr, valid);
+      }
+    }
+  }
+}
+
+}  // namespace ctnn::backend::cpu

@@ -1,0 +1,237 @@
+// ctnn::backend::Cpu: the fast CPU executor (xsimd micro-kernels + OpenMP).
+//
+// Construction compiles the Program into a plan (plan.hpp: BatchNorm folded,
+// epilogues fused, weights repacked). A Context owns the workspace for one
+// caller: activation slots sized for its capacity, shapes, layouts. run()
+// only computes pointers and calls kernels, so within the capacity it does
+// not allocate, and one const executor serves any number of threads, each
+// with its own context.
+//
+// `Cpu` is an alias of Backend<Arch> for the instruction set this translation
+// unit is compiled for, so translation units built with different -m flags
+// use different types and never share an inline definition.
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
+
+#include "ctnn/backend/cpu/conv.hpp"
+#include "ctnn/backend/cpu/eltwise.hpp"
+#include "ctnn/backend/cpu/layout.hpp"
+#include "ctnn/backend/cpu/linear.hpp"
+#include "ctnn/backend/cpu/plan.hpp"
+#include "ctnn/backend/cpu/pool.hpp"
+#include "ctnn/backend/cpu/simd.hpp"
+#include "ctnn/core/program.hpp"
+#include "ctnn/core/tensor.hpp"
+
+namespace ctnn::backend {
+namespace cpu {
+
+template <class Arch>
+struct Backend {
+  static constexpr const char* name = "cpu";
+
+  class Executor {
+   public:
+    class Context {
+     public:
+      Context() = default;
+      Context(Context&&) noexcept = default;
+      Context& operator=(Context&&) noexcept = default;
+
+      const Capacity& capacity() const { return cap_; }
+
+     private:
+      friend class Executor;
+      Capacity cap_{0, 0, 0};
+      std::vector<Extents> extents_;
+      std::vector<Layout> layouts_;
+      std::vector<std::size_t> slot_offset_;  // slots + 1 entries
+      std::size_t result_offset_ = 0, scratch_offset_ = 0;
+      AlignedBuffer memory_;
+    };
+
+    Executor(const Program& program, std::span<const float> params) : plan_(program, params) {}
+
+    // Reserves everything a forward pass up to `cap` needs.
+    Context make_context(Capacity cap) const {
+      Context ctx;
+      reserve(ctx, cap);
+      return ctx;
+    }
+
+    ConstTensorView run(ConstTensorView input, Context& ctx, Stage stage) const {
+      const Program& p = plan_.program();
+      if (!input.data) throw std::invalid_argument("ctnn cpu backend: the input tensor has no data");
+      if (ctx.extents_.size() != static_cast<std::size_t>(p.values) ||
+          ctx.slot_offset_.size() != static_cast<std::size_t>(plan_.slots()) + 1) {
+        // A default-constructed context, or one made by another executor.
+        reserve(ctx, {input.shape.n, input.shape.h, input.shape.w});
+      }
+      infer_extents(p, input.shape, ctx.extents_);
+      if (!fits(ctx)) {
+        reserve(ctx, {std::max(ctx.cap_.batch, input.shape.n), std::max(ctx.cap_.height, input.shape.h),
+                      std::max(ctx.cap_.width, input.shape.w)});
+        infer_extents(p, input.shape, ctx.extents_);
+      }
+      for (std::size_t v = 0; v < ctx.layouts_.size(); ++v) {
+        const int slot = plan_.values()[v].slot;
+        float* data = slot >= 0 ? ctx.memory_.data() + ctx.slot_offset_[static_cast<std::size_t>(slot)] : nullptr;
+        ctx.layouts_[v] = plan_.layout(static_cast<int>(v), ctx.extents_[v], data);
+      }
+
+      const std::size_t end = stage == Stage::features ? plan_.feature_steps() : plan_.steps().size();
+      for (std::size_t k = 0; k < end; ++k) execute(plan_.steps()[k], input, ctx);
+
+      const int result = stage == Stage::features ? p.features : p.output;
+      const Layout& r = ctx.layouts_[static_cast<std::size_t>(result)];
+      const Extents shape{r.n, r.c, r.h, r.w};
+      if (r.is_nchw()) return {r.data, shape};
+      float* dst = ctx.memory_.data() + ctx.result_offset_;
+      for (std::size_t i = 0; i < r.n; ++i) layout_to_nchw(r, i, dst);
+      return {dst, shape};
+    }
+
+    std::string describe() const {
+#if defined(_OPENMP)
+      const int threads = omp_get_max_threads();
+      return std::string("cpu: ") + Arch::name() + ", " + std::to_string(threads) + " OpenMP thread" +
+             (threads == 1 ? "" : "s");
+#else
+      return std::string("cpu: ") + Arch::name() + ", 1 thread (built without OpenMP)";
+#endif
+    }
+
+   private:
+    void reserve(Context& ctx, Capacity cap) const {
+      const Program& p = plan_.program();
+      if (cap.batch == 0 || cap.height == 0 || cap.width == 0)
+        throw std::invalid_argument("ctnn cpu backend: context capacity must be positive in batch, height and width");
+      const std::size_t values = static_cast<std::size_t>(p.values);
+      ctx.extents_.assign(values, Extents{});
+      ctx.layouts_.assign(values, Layout{});
+      infer_extents(p, {cap.batch, static_cast<std::size_t>(p.input_channels), cap.height, cap.width}, ctx.extents_);
+
+      std::vector<std::size_t> slot_size(static_cast<std::size_t>(plan_.slots()), 0);
+      for (std::size_t v = 0; v < values; ++v) {
+        const int slot = plan_.values()[v].slot;
+        if (slot >= 0)
+          slot_size[static_cast<std::size_t>(slot)] = std::max(slot_size[static_cast<std::size_t>(slot)],
+                                                               plan_.value_floats(static_cast<int>(v), ctx.extents_[v]));
+      }
+      ctx.slot_offset_.assign(slot_size.size() + 1, 0);
+      for (std::size_t s = 0; s < slot_size.size(); ++s) ctx.slot_offset_[s + 1] = ctx.slot_offset_[s] + slot_size[s];
+      std::size_t total = ctx.slot_offset_.back();
+
+      // A dense copy of the result when its layout is not NCHW, and room to
+      // flatten linear inputs / outputs that are not dense.
+      ctx.result_offset_ = total;
+      total += aligned_floats(std::max(ctx.extents_[static_cast<std::size_t>(p.features)].count(),
+                                       ctx.extents_[static_cast<std::size_t>(p.output)].count()));
+      ctx.scratch_offset_ = total;
+      std::size_t scratch = 0;
+      for (const Step& s : plan_.steps())
+        if (s.kind == StepKind::linear)
+          scratch = std::max(scratch, aligned_floats(ctx.extents_[static_cast<std::size_t>(s.in)].count()) +
+                                          ctx.extents_[static_cast<std::size_t>(s.out)].count());
+      total += aligned_floats(scratch);
+      if (ctx.memory_.size() < total) ctx.memory_.resize(total);
+      ctx.cap_ = cap;
+    }
+
+    bool fits(const Context& ctx) const {
+      for (std::size_t v = 0; v < ctx.extents_.size(); ++v) {
+        const int slot = plan_.values()[v].slot;
+        if (slot < 0) continue;
+        const std::size_t room =
+            ctx.slot_offset_[static_cast<std::size_t>(slot) + 1] - ctx.slot_offset_[static_cast<std::size_t>(slot)];
+        if (plan_.value_floats(static_cast<int>(v), ctx.extents_[v]) > room) return false;
+      }
+      const Program& p = plan_.program();
+      return ctx.extents_[static_cast<std::size_t>(p.features)].count() <= ctx.scratch_offset_ - ctx.result_offset_ &&
+             ctx.extents_[static_cast<std::size_t>(p.output)].count() <= ctx.scratch_offset_ - ctx.result_offset_ &&
+             linear_scratch(ctx) <= ctx.memory_.size() - ctx.scratch_offset_;
+    }
+
+    std::size_t linear_scratch(const Context& ctx) const {
+      std::size_t scratch = 0;
+      for (const Step& s : plan_.steps())
+        if (s.kind == StepKind::linear)
+          scratch = std::max(scratch, aligned_floats(ctx.extents_[static_cast<std::size_t>(s.in)].count()) +
+                                          ctx.extents_[static_cast<std::size_t>(s.out)].count());
+      return scratch;
+    }
+
+    void execute(const Step& s, ConstTensorView input, Context& ctx) const {
+      const auto& L = [&](int v) -> const Layout& { return ctx.layouts_[static_cast<std::size_t>(v)]; };
+      const float* arena = plan_.arena();
+      switch (s.kind) {
+        case StepKind::input: {
+          const Layout& d = L(0);
+          const long rows = static_cast<long>(d.n * d.h);
+#pragma omp parallel
+          {
+#pragma omp for schedule(static) nowait
+            for (long i = 0; i < static_cast<long>(d.n); ++i) {
+              for (std::size_t cb = 0; cb < d.blocks(); ++cb) clear_border(d, static_cast<std::size_t>(i), cb);
+              clear_unused_lanes(d, static_cast<std::size_t>(i));
+            }
+#pragma omp for schedule(static)
+            for (long t = 0; t < rows; ++t)
+              nchw_row_to_layout(input, static_cast<std::size_t>(t) / d.h, static_cast<std::size_t>(t) % d.h, d);
+          }
+          break;
+        }
+        case StepKind::conv: run_conv<Arch>(s.conv, arena, L(s.in), L(s.out), s.res >= 0 ? &L(s.res) : nullptr); break;
+        case StepKind::max_pool: run_max_pool<Arch>(L(s.in), L(s.out), s.kernel, s.stride, s.padding); break;
+        case StepKind::avg_pool: run_global_avg_pool<Arch>(L(s.in), L(s.out)); break;
+        case StepKind::linear: {
+          const Layout& x = L(s.in);
+          const Layout& y = L(s.out);
+          if (x.c * x.h * x.w != static_cast<std::size_t>(s.in_features) || x.h != 1 || x.w != 1)
+            throw std::invalid_argument("ctnn cpu backend: op '" + plan_.program().ops[s.op].name + "' expects N x " +
+                                        std::to_string(s.in_features) + " x 1 x 1 input, got " +
+                                        to_string(Extents{x.n, x.c, x.h, x.w}));
+          float* scratch = ctx.memory_.data() + ctx.scratch_offset_;
+          const float* xd = x.data;
+          if (!x.is_nchw()) {
+            for (std::size_t i = 0; i < x.n; ++i) layout_to_nchw(x, i, scratch);
+            xd = scratch;
+          }
+          float* yd = y.is_nchw() ? y.data : scratch + aligned_floats(x.n * x.c);
+          run_linear<Arch>(xd, yd, x.n, s.in_features, s.out_features, arena + s.weights, arena + s.bias);
+          if (!y.is_nchw()) {
+            for (std::size_t i = 0; i < y.n; ++i) {
+              for (std::size_t cb = 0; cb < y.blocks(); ++cb) clear_border(y, i, cb);
+              for (std::size_t c = 0; c < y.c; ++c) y(i, c, 0, 0) = yd[i * y.c + c];
+            }
+          }
+          break;
+        }
+        case StepKind::scale_shift: run_scale_shift<Arch>(L(s.in), arena + s.weights, arena + s.bias); break;
+        case StepKind::relu: run_relu(L(s.in)); break;
+        case StepKind::add: run_add(L(s.in), L(s.res), s.relu); break;
+        case StepKind::sigmoid: run_sigmoid(L(s.in)); break;
+        case StepKind::softmax: run_softmax(L(s.in)); break;
+      }
+    }
+
+    Plan<Arch> plan_;
+  };
+};
+
+}  // namespace cpu
+
+// The CPU backend for the instruction set of this translation unit.
+using Cpu = cpu::Backend<cpu::default_arch>;
+
+}  // namespace ctnn::backend

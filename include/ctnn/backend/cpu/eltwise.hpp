@@ -1,0 +1,102 @@
+// Element-wise operations of the CPU backend that were not fused into a
+// convolution's epilogue: per-channel scale and shift (a BatchNorm that does
+// not follow a convolution), ReLU, residual add, sigmoid, softmax. All run in
+// place on the interior of a value; borders stay zero.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <limits>
+
+#include "ctnn/backend/cpu/layout.hpp"
+#include "ctnn/backend/cpu/simd.hpp"
+
+namespace ctnn::backend::cpu {
+
+namespace detail {
+// Calls f(row pointer, item, channel block) for every interior row (w * lanes
+// contiguous floats), in parallel when the value is large.
+template <class F>
+void for_each_row(const Layout& l, F&& f) {
+  const long rows = static_cast<long>(l.n * l.blocks() * l.h);
+#pragma omp parallel for schedule(static) if (l.floats() > 32768)
+  for (long t = 0; t < rows; ++t) {
+    const std::size_t y = static_cast<std::size_t>(t) % l.h, plane = static_cast<std::size_t>(t) / l.h;
+    const std::size_t i = plane / l.blocks(), cb = plane % l.blocks();
+    f(l.at(i, cb, static_cast<std::ptrdiff_t>(y), 0), i, cb, y);
+  }
+}
+}  // namespace detail
+
+// x = x * scale[c] + shift[c]; scale and shift hold round_up(C, B) floats.
+template <class Arch>
+void run_scale_shift(const Layout& l, const float* scale, const float* shift) {
+  using V = simd<Arch>;
+  constexpr int B = V::width;
+  const std::size_t lanes = static_cast<std::size_t>(l.lanes), len = l.w * lanes;
+  detail::for_each_row(l, [&](float* r, std::size_t, std::size_t cb, std::size_t) {
+    if (l.lanes == B) {
+      const auto s = V::load(scale + cb * B), b = V::load(shift + cb * B);
+      for (std::size_t x = 0; x < len; x += B) V::store(r + x, V::fma(V::load(r + x), s, b));
+    } else {
+      for (std::size_t x = 0; x < len; ++x) {
+        const std::size_t ch = cb * lanes + x % lanes;
+        r[x] = r[x] * scale[ch] + shift[ch];
+      }
+    }
+  });
+}
+
+inline void run_relu(const Layout& l) {
+  const std::size_t len = l.w * static_cast<std::size_t>(l.lanes);
+  detail::for_each_row(l, [&](float* r, std::size_t, std::size_t, std::size_t) {
+    for (std::size_t x = 0; x < len; ++x) r[x] = std::max(r[x], 0.0f);
+  });
+}
+
+// dst += src (same extents), then ReLU when asked.
+inline void run_add(const Layout& dst, const Layout& src, bool relu) {
+  const std::size_t len = dst.w * static_cast<std::size_t>(dst.lanes);
+  const bool same = dst.lanes == src.lanes;
+  detail::for_each_row(dst, [&](float* r, std::size_t i, std::size_t cb, std::size_t y) {
+    if (same) {
+      const float* s = src.at(i, cb, static_cast<std::ptrdiff_t>(y), 0);
+      for (std::size_t x = 0; x < len; ++x) r[x] = relu ? std::max(r[x] + s[x], 0.0f) : r[x] + s[x];
+    } else {
+      const std::size_t lanes = static_cast<std::size_t>(dst.lanes);
+      for (std::size_t x = 0; x < len; ++x) {
+        const std::size_t ch = cb * lanes + x % lanes;
+        if (ch >= dst.c) continue;
+        const float v = r[x] + src(i, ch, y, x / lanes);
+        r[x] = relu ? std::max(v, 0.0f) : v;
+      }
+    }
+  });
+}
+
+inline void run_sigmoid(const Layout& l) {
+  const std::size_t len = l.w * static_cast<std::size_t>(l.lanes);
+  detail::for_each_row(l, [&](float* r, std::size_t, std::size_t, std::size_t) {
+    for (std::size_t x = 0; x < len; ++x) r[x] = 1.0f / (1.0f + std::exp(-r[x]));
+  });
+}
+
+// Softmax over channels at every pixel, shifted by the maximum as PyTorch does.
+inline void run_softmax(const Layout& l) {
+  for (std::size_t i = 0; i < l.n; ++i)
+    for (std::size_t y = 0; y < l.h; ++y)
+      for (std::size_t x = 0; x < l.w; ++x) {
+        float m = -std::numeric_limits<float>::infinity();
+        for (std::size_t ch = 0; ch < l.c; ++ch) m = std::max(m, l(i, ch, y, x));
+        double sum = 0.0;
+        for (std::size_t ch = 0; ch < l.c; ++ch) {
+          const float e = std::exp(l(i, ch, y, x) - m);
+          l(i, ch, y, x) = e;
+          sum += e;
+        }
+        for (std::size_t ch = 0; ch < l.c; ++ch) l(i, ch, y, x) = static_cast<float>(l(i, ch, y, x) / sum);
+      }
+}
+
+}  // namespace ctnn::backend::cpu

@@ -1,0 +1,73 @@
+// The instruction-set layer of the CPU backend: which xsimd architecture the
+// translation unit targets, and the handful of vector operations the kernels
+// use. Every kernel is a template on `Arch`, so two translation units built
+// with different -m flags instantiate differently named symbols instead of two
+// definitions of one inline function (ODR).
+//
+// A scalar "architecture" (one float per vector) stands in when xsimd has no
+// SIMD target (non-x86/ARM builds) or when CTNN_CPU_SCALAR is defined; the
+// kernels are written for any vector width, so the same code path runs.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <type_traits>
+
+#include <xsimd/xsimd.hpp>
+
+namespace ctnn::backend::cpu {
+
+struct scalar_arch {
+  static constexpr const char* name() noexcept { return "scalar"; }
+};
+
+#if defined(XSIMD_NO_SUPPORTED_ARCHITECTURE) || defined(CTNN_CPU_SCALAR)
+using default_arch = scalar_arch;
+#else
+using default_arch = xsimd::default_arch;
+#endif
+
+template <class Arch>
+struct simd;
+
+#if !defined(XSIMD_NO_SUPPORTED_ARCHITECTURE)
+template <class Arch>
+struct simd {
+  using vec = xsimd::batch<float, Arch>;
+  static constexpr int width = static_cast<int>(vec::size);
+  // Architectural vector registers: bounds the register tile of the conv kernel.
+  static constexpr int registers = std::is_base_of_v<xsimd::avx512f, Arch> ? 32 : 16;
+  // Without a fused multiply-add (SSE), a*b+c needs one more temporary register.
+  static constexpr bool native_fma = width >= 8;
+
+  static vec zero() noexcept { return vec(0.0f); }
+  static vec set1(float v) noexcept { return vec(v); }
+  static vec load(const float* p) noexcept { return vec::load_aligned(p); }
+  static void store(float* p, vec v) noexcept { v.store_aligned(p); }
+  static vec fma(vec a, vec b, vec c) noexcept { return xsimd::fma(a, b, c); }
+  // A compare and blend: xsimd::max on AVX-512 trips g++ 12's
+  // -Wmaybe-uninitialized inside the intrinsic header.
+  static vec max(vec a, vec b) noexcept { return xsimd::select(a < b, b, a); }
+};
+#endif
+
+template <>
+struct simd<scalar_arch> {
+  using vec = float;
+  static constexpr int width = 1;
+  static constexpr int registers = 16;
+  static constexpr bool native_fma = false;
+
+  static vec zero() noexcept { return 0.0f; }
+  static vec set1(float v) noexcept { return v; }
+  static vec load(const float* p) noexcept { return *p; }
+  static void store(float* p, vec v) noexcept { *p = v; }
+  static vec fma(vec a, vec b, vec c) noexcept { return a * b + c; }
+  static vec max(vec a, vec b) noexcept { return std::max(a, b); }
+};
+
+// Channels per block of the activation layout: one vector of floats.
+template <class Arch>
+inline constexpr int block_width = simd<Arch>::width;
+
+}  // namespace ctnn::backend::cpu
