@@ -194,15 +194,16 @@ class Lowering {
     path_.pop_back();
   }
 
-  // Appends an op reading the current value. Element-wise ops run in place;
-  // others produce a new value, which becomes current.
+  // Appends an op reading the current value. Element-wise ops run in place
+  // (except on the network input); others produce a new value, which becomes current.
   Op& emit(OpKind kind, int in_channels, int out_channels) {
     Op op;
     op.kind = kind;
     op.input = current_;
     const bool in_place = kind == OpKind::batch_norm || kind == OpKind::relu || kind == OpKind::sigmoid ||
                           kind == OpKind::softmax || kind == OpKind::dropout || kind == OpKind::add;
-    op.output = in_place ? current_ : program_.new_value();
+    // The network input belongs to the caller: an element-wise op on it writes a new value.
+    op.output = in_place && current_ != 0 ? current_ : program_.new_value();
     op.in_channels = in_channels;
     op.out_channels = out_channels;
     op.name = path();

@@ -9,8 +9,11 @@
 //
 // Conventions every backend relies on:
 //  * value 0 is the network input (N x C x H x W, float32, NCHW);
-//  * element-wise ops (batch_norm, relu, sigmoid, dropout, add) have
-//    output == input and run in place; `add` adds `residual` into it;
+//  * element-wise ops (batch_norm, relu, sigmoid, softmax, dropout, add)
+//    have output == input and run in place; `add` adds `residual` into it.
+//    The one exception: an element-wise op reading the network input (value
+//    0, which belongs to the caller) writes a new value, so a backend copies
+//    input to output first whenever output != input;
 //  * softmax runs over channels of an N x C x 1 x 1 value, in place;
 //  * ops [0, features_end) compute the pooled backbone features (value
 //    `features`); the rest is the head, ending in value `output`.

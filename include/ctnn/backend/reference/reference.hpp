@@ -172,8 +172,12 @@ struct Reference {
       const std::size_t end = stage == Stage::features ? program_->features_end : program_->ops.size();
       for (std::size_t i = 0; i < end; ++i) {
         const Op& op = program_->ops[i];
-        // In-place ops on the input value would write into the caller's tensor: copy it first.
-        if (op.input == 0 && op.output == 0) throw std::logic_error("ctnn: in-place op on the network input");
+        const bool elementwise = op.kind != OpKind::conv && op.kind != OpKind::max_pool &&
+                                 op.kind != OpKind::global_avg_pool && op.kind != OpKind::linear;
+        if (elementwise && op.input != op.output) {  // reads the caller's input: copy, then work in place
+          const ConstTensorView src = source(op.input);
+          std::copy(src.data, src.data + src.size(), view(op.output).data);
+        }
         switch (op.kind) {
           case OpKind::conv: reference_ops::conv(op, source(op.input), view(op.output), params, ctx.plane); break;
           case OpKind::batch_norm: reference_ops::batch_norm(op, view(op.output), params); break;
