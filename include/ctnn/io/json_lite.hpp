@@ -268,7 +268,7 @@ class Reader {
   std::uint32_t read_hex4() {
     if (text_.size() - pos_ < 4) fail("truncated \\u escape");
     std::uint32_t v = 0;
-    for (int i = 0; i < 4; ++i) {
+    for (std::size_t i = 0; i < 4; ++i) {
       const char c = text_[pos_ + i];
       v <<= 4;
       if (c >= '0' && c <= '9') v |= static_cast<std::uint32_t>(c - '0');
