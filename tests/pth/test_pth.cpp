@@ -5,6 +5,7 @@
 
 #include <ctnn/io/pth.hpp>
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -91,7 +92,7 @@ void check_matches(const io::TensorFile& f, const ExpectedSet& e) {
     CHECK(io::dtype_name(r.dtype) == x.dtype);
     CHECK(r.shape == x.shape);
     REQUIRE(r.bytes.size() == x.bytes.size());
-    CHECK(std::memcmp(r.bytes.data(), x.bytes.data(), x.bytes.size()) == 0);
+    CHECK(std::equal(r.bytes.begin(), r.bytes.end(), x.bytes.begin()));
   }
 }
 
@@ -166,7 +167,7 @@ TEST_CASE("pth: a ZIP64 archive with saturated classic fields reads like the ori
     const auto& oe = o.entries()[i];
     CHECK(ze.name.substr(ze.name.find('/')) == oe.name.substr(oe.name.find('/')));
     REQUIRE(ze.size == oe.size);
-    CHECK(std::memcmp(z.data(ze).data(), o.data(oe).data(), ze.size) == 0);
+    CHECK(std::ranges::equal(z.data(ze), o.data(oe)));
   }
 }
 

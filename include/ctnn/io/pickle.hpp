@@ -74,10 +74,12 @@ struct Container {
   bool ordered = false;      // dict created by collections.OrderedDict()
 };
 
-// What a persistent id ('storage', torch.XStorage, key, location, numel) names.
+// What a persistent id ('storage', torch.XStorage, key, location, numel)
+// names. Key and location are indices into Document::strings, not copies: a
+// pickle may repeat one memoized key in any number of persistent ids.
 struct Storage {
-  std::string key;       // archive entry <prefix>/data/<key>
-  std::string location;  // "cpu", "cuda:0", ...: the bytes are the same wherever they were
+  std::uint32_t key = 0;       // archive entry <prefix>/data/<key>
+  std::uint32_t location = 0;  // "cpu", "cuda:0", ...: the bytes are the same wherever they were
   DType dtype = DType::u8;
   std::int64_t numel = 0;
 };
@@ -100,6 +102,7 @@ struct Document {
   std::vector<Tensor> tensors;
 
   std::string_view text(const Value& v) const { return strings[v.index]; }
+  std::string_view key(const Storage& s) const { return strings[s.key]; }
   const Container& container(const Value& v) const { return containers[v.index]; }
 };
 
@@ -494,7 +497,7 @@ class Machine {
     if (f[4].kind != Kind::integer || f[4].integer < 0)
       fail(at, "persistent id element count must be a non-negative int");
     count_object(at);
-    doc_.storages.push_back(Storage{std::string(doc_.text(f[2])), std::string(doc_.text(f[3])), f[1].dtype, f[4].integer});
+    doc_.storages.push_back(Storage{f[2].index, f[3].index, f[1].dtype, f[4].integer});
     Value v;
     v.kind = Kind::storage;
     v.index = static_cast<std::uint32_t>(doc_.storages.size() - 1);

@@ -21,6 +21,7 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <unordered_map>
 #include <vector>
 
 #include <ctnn/io/pickle.hpp>
@@ -175,15 +176,21 @@ class Reader {
   std::uint64_t check_storage(const zip::Archive& archive, std::uint32_t s, const std::string& who) {
     if (storage_data_[s] != unchecked) return storage_data_[s];
     const pickle::Storage& st = doc_.storages[s];
-    const std::string entry = prefix_ + "/data/" + st.key;
-    const zip::Entry* e = archive.find(entry);
-    if (!e) fail(who + "storage '" + printable(st.key) + "' is missing: no archive entry '" + printable(entry) + "'");
+    const std::string_view key = doc_.key(st);
+    // Entries are looked up once per key string, so repeating a long
+    // memoized key costs no repeated name building.
+    auto [cached, fresh] = entry_of_key_.try_emplace(st.key, nullptr);
+    if (fresh) cached->second = archive.find(prefix_ + "/data/" + std::string(key));
+    const zip::Entry* e = cached->second;
+    if (!e)
+      fail(who + "storage '" + printable(key) + "' is missing: no archive entry '" + printable(prefix_) + "/data/" +
+           printable(key) + "'");
     const std::uint64_t elem = dtype_size(st.dtype);
     std::uint64_t need = 0;
     if (__builtin_mul_overflow(static_cast<std::uint64_t>(st.numel), elem, &need) || need != e->size)
-      fail(who + "storage '" + printable(st.key) + "' (" + std::string(storage_type_name(st.dtype)) + ", " +
+      fail(who + "storage '" + printable(key) + "' (" + std::string(storage_type_name(st.dtype)) + ", " +
            std::to_string(st.numel) + " elements of " + std::to_string(elem) + " bytes) does not match the size of " +
-           "its entry '" + printable(entry) + "' (" + std::to_string(e->size) + " bytes)");
+           "its entry '" + printable(e->name) + "' (" + std::to_string(e->size) + " bytes)");
     storage_data_[s] = e->data_offset;
     return e->data_offset;
   }
@@ -222,7 +229,7 @@ class Reader {
     }
     if (overflow || last >= numel_storage)
       fail_tensor(p, "view (offset " + std::to_string(offset) + ", size " + shape_string(p.shape) + ", stride " +
-                         stride_string(t.stride) + ") reaches past the end of storage '" + printable(st.key) + "' (" +
+                         stride_string(t.stride) + ") reaches past the end of storage '" + printable(doc_.key(st)) + "' (" +
                          std::to_string(numel_storage) + " elements)");
 
     // C order; like torch, ignore the stride of size-1 dimensions.
@@ -309,6 +316,7 @@ class Reader {
   pickle::Document doc_;
   std::vector<Plan> plans_;
   std::vector<std::uint64_t> storage_data_;  // per storage: data offset in the file, or unchecked
+  std::unordered_map<std::uint32_t, const zip::Entry*> entry_of_key_;  // key string index -> entry
   std::uint64_t gathered_ = 0;               // bytes of strided copies planned so far
 };
 
