@@ -19,3 +19,6 @@
 #include "ctnn/core/init.hpp"
 #include "ctnn/io/weights.hpp"
 #include "ctnn/backend/default.hpp"
+#include "ctnn/train/loss.hpp"
+#include "ctnn/train/optim.hpp"
+#include "ctnn/train/trainer.hpp"

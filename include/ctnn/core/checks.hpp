@@ -100,4 +100,25 @@ struct backend_cannot_run_layer {
   static constexpr bool value = true;
 };
 
+// The loss must match what the head outputs. HeadKind: 0 logits, 1 ends in
+// Sigmoid, 2 ends in Softmax; LossKind: 0 CrossEntropy (logits), 1
+// BCEWithLogits (logits), 2 BCE (probabilities from Sigmoid), 3
+// CrossEntropyOnProbabilities (probabilities from Softmax).
+template <int HeadKind, int LossKind>
+struct loss_does_not_match_head {
+  static_assert(HeadKind == (LossKind <= 1 ? 0 : LossKind - 1),
+                "CTNN_LOSS_HEAD_MISMATCH: CrossEntropy and BCEWithLogits take logits (a head without Softmax or "
+                "Sigmoid: the loss applies it), BCE takes a Sigmoid head, CrossEntropyOnProbabilities a Softmax "
+                "head; applying the activation twice trains silently worse");
+  static constexpr bool value = true;
+};
+
+// BCE / BCEWithLogits score one probability per image.
+template <int Outputs>
+struct binary_loss_needs_one_output {
+  static_assert(Outputs == 1 || Outputs == -1,
+                "CTNN_BINARY_LOSS_NEEDS_ONE_OUTPUT: BCE and BCEWithLogits expect a 1-wide head");
+  static constexpr bool value = true;
+};
+
 }  // namespace ctnn::check

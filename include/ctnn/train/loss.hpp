@@ -1,0 +1,137 @@
+// Losses, and the rule that a loss matches what the head outputs:
+//   CrossEntropy                 logits head, integer class targets (applies log-softmax itself)
+//   BCEWithLogits                1-wide logits head, targets in [0, 1] (applies the sigmoid itself)
+//   BCE                          head ending in Sigmoid (probabilities)
+//   CrossEntropyOnProbabilities  head ending in Softmax (probabilities), integer class targets
+// Pairing CrossEntropy with a Softmax head applies softmax twice: in PyTorch
+// it trains silently worse; here it does not compile (CTNN_LOSS_HEAD_MISMATCH).
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+
+#include "ctnn/core/checks.hpp"
+#include "ctnn/core/predict.hpp"
+#include "ctnn/core/tensor.hpp"
+
+namespace ctnn::train {
+
+// Targets for one batch: class indices or binary targets, one per image.
+struct Targets {
+  std::span<const int> classes;   // CrossEntropy, CrossEntropyOnProbabilities
+  std::span<const float> binary;  // BCE, BCEWithLogits
+};
+
+namespace detail {
+inline void require_size(std::size_t got, std::size_t want, const char* what) {
+  if (got != want)
+    throw std::invalid_argument(std::string("ctnn: ") + what + ": " + std::to_string(got) + " targets for a batch of " +
+                                std::to_string(want));
+}
+inline int checked_class(int c, std::size_t classes) {
+  if (c < 0 || static_cast<std::size_t>(c) >= classes)
+    throw std::invalid_argument("ctnn: class target " + std::to_string(c) + " outside [0, " +
+                                std::to_string(classes) + ")");
+  return c;
+}
+}  // namespace detail
+
+// Each loss: value(y, targets, dy) returns the batch-mean loss and writes dLoss/dy.
+struct CrossEntropy {
+  static constexpr int kind = 0;
+  static double value(ConstTensorView y, const Targets& t, TensorView dy) {
+    detail::require_size(t.classes.size(), y.shape.n, "CrossEntropy");
+    const std::size_t c = y.shape.per_item();
+    double total = 0;
+    for (std::size_t n = 0; n < y.shape.n; ++n) {
+      const auto row = y.item(n);
+      const double m = *std::max_element(row.begin(), row.end());
+      double sum = 0;
+      for (float v : row) sum += std::exp(v - m);
+      const int label = detail::checked_class(t.classes[n], c);
+      total += -(row[static_cast<std::size_t>(label)] - m - std::log(sum));
+      for (std::size_t k = 0; k < c; ++k)
+        dy.data[n * c + k] = static_cast<float>((std::exp(row[k] - m) / sum - (static_cast<int>(k) == label)) /
+                                                static_cast<double>(y.shape.n));
+    }
+    return total / static_cast<double>(y.shape.n);
+  }
+};
+
+struct CrossEntropyOnProbabilities {
+  static constexpr int kind = 3;
+  static double value(ConstTensorView p, const Targets& t, TensorView dy) {
+    detail::require_size(t.classes.size(), p.shape.n, "CrossEntropyOnProbabilities");
+    const std::size_t c = p.shape.per_item();
+    double total = 0;
+    std::fill(dy.data, dy.data + dy.size(), 0.f);
+    for (std::size_t n = 0; n < p.shape.n; ++n) {
+      const std::size_t k = static_cast<std::size_t>(detail::checked_class(t.classes[n], c));
+      const double prob = std::max<double>(p.data[n * c + k], 1e-12);  // PyTorch's NLL of log(p) would give -inf
+      total += -std::log(prob);
+      dy.data[n * c + k] = static_cast<float>(-1.0 / prob / static_cast<double>(p.shape.n));
+    }
+    return total / static_cast<double>(p.shape.n);
+  }
+};
+
+struct BCEWithLogits {
+  static constexpr int kind = 1;
+  static double value(ConstTensorView y, const Targets& t, TensorView dy) {
+    detail::require_size(t.binary.size(), y.shape.n, "BCEWithLogits");
+    double total = 0;
+    for (std::size_t n = 0; n < y.shape.n; ++n) {
+      const double x = y.data[n], z = t.binary[n];
+      total += std::max(x, 0.0) - x * z + std::log1p(std::exp(-std::abs(x)));
+      dy.data[n] = static_cast<float>((1.0 / (1.0 + std::exp(-x)) - z) / static_cast<double>(y.shape.n));
+    }
+    return total / static_cast<double>(y.shape.n);
+  }
+};
+
+struct BCE {
+  static constexpr int kind = 2;
+  static double value(ConstTensorView p, const Targets& t, TensorView dy) {
+    detail::require_size(t.binary.size(), p.shape.n, "BCE");
+    double total = 0;
+    for (std::size_t n = 0; n < p.shape.n; ++n) {
+      // PyTorch clamps log at -100; clamping p keeps the gradient finite too.
+      const double q = std::clamp<double>(p.data[n], 1e-12, 1 - 1e-12), z = t.binary[n];
+      total += -(z * std::log(q) + (1 - z) * std::log1p(-q));
+      dy.data[n] = static_cast<float>((q - z) / (q * (1 - q)) / static_cast<double>(p.shape.n));
+    }
+    return total / static_cast<double>(p.shape.n);
+  }
+};
+
+namespace detail {
+template <class Net>
+constexpr int head_kind() {
+  if constexpr (ctnn::detail::head_is_softmax<Net>())
+    return 2;
+  else if constexpr (requires { typename Net::head; })
+    return std::is_same_v<ctnn::detail::head_last_layer<Net>, Sigmoid> ? 1 : 0;
+  else
+    return 0;
+}
+
+// Instantiated where a Trainer<Net, Loss> is named.
+template <class Net, class Loss>
+struct check_loss {
+  static constexpr int head = head_kind<Net>();
+  static constexpr bool ok = check::loss_does_not_match_head<head, Loss::kind>::value;
+  static constexpr bool width_ok = [] {
+    if constexpr (Loss::kind == 1 || Loss::kind == 2)
+      return check::binary_loss_needs_one_output<Net::output_shape().c>::value;
+    else
+      return true;
+  }();
+};
+}  // namespace detail
+
+}  // namespace ctnn::train
