@@ -56,12 +56,14 @@ struct ProgramBuilder {
     if (bias) op.bias = uniform(static_cast<std::size_t>(cout), -0.5, 0.5);
     return op.output;
   }
-  void bn(int v, int c) {
-    Op& op = push(OpKind::batch_norm, v, v, "bn" + std::to_string(p.ops.size()));
+  // In place, or into a new value when `fresh` (an op on the caller's input).
+  int bn(int v, int c, bool fresh = false) {
+    Op& op = push(OpKind::batch_norm, v, fresh ? p.new_value() : v, "bn" + std::to_string(p.ops.size()));
     op.weight = uniform(static_cast<std::size_t>(c), 0.5, 1.5);
     op.bias = uniform(static_cast<std::size_t>(c), -0.5, 0.5);
     op.running_mean = uniform(static_cast<std::size_t>(c), -0.5, 0.5);
     op.running_var = uniform(static_cast<std::size_t>(c), 0.5, 2.0);
+    return op.output;
   }
   void relu(int v) { push(OpKind::relu, v, v, "relu"); }
   void sigmoid(int v) { push(OpKind::sigmoid, v, v, "sigmoid"); }
@@ -114,7 +116,10 @@ inline Tensor naive_run(const Program& p, const std::vector<float>& params, Cons
   for (std::size_t k = 0; k < end; ++k) {
     const Op& op = p.ops[k];
     const Extents in = e[static_cast<std::size_t>(op.input)], out = e[static_cast<std::size_t>(op.output)];
-    std::vector<double>& x = v[static_cast<std::size_t>(op.input)];
+    const bool elementwise = op.kind != OpKind::conv && op.kind != OpKind::max_pool &&
+                             op.kind != OpKind::global_avg_pool && op.kind != OpKind::linear;
+    if (elementwise && op.output != op.input) v[static_cast<std::size_t>(op.output)] = v[static_cast<std::size_t>(op.input)];
+    std::vector<double>& x = v[static_cast<std::size_t>(elementwise ? op.output : op.input)];
     const auto X = [&](std::size_t n, std::size_t c, std::size_t h, std::size_t w) -> double& {
       return x[((n * in.c + c) * in.h + h) * in.w + w];
     };

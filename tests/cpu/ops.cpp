@@ -111,6 +111,16 @@ TEST_CASE("cpu runs unfused element-wise ops") {
   CHECK(check(p, b.params, {2, 3, 11, 9}) < 1e-5);
 }
 
+TEST_CASE("cpu element-wise ops on the caller's input write a new value") {
+  ProgramBuilder b(3);
+  const int n = b.bn(0, 3, /*fresh=*/true);
+  const int x = b.conv(n, 3, 8, 3, 1, 1);
+  const int y = b.conv(0, 3, 8, 1, 1, 0);  // the untouched input is still readable
+  b.add(x, y);
+  const Program p = b.finish(x, x);
+  CHECK(check(p, b.params, {2, 3, 9, 8}) < 1e-5);
+}
+
 TEST_CASE("cpu max pooling treats padding as -inf") {
   ProgramBuilder b(24);
   const int m = b.max_pool(0, 3, 2, 1);

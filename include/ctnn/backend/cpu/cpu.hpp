@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <cstdint>
 #include <span>
 #include <stdexcept>
 #include <string>
@@ -39,6 +40,7 @@ namespace cpu {
 template <class Arch>
 struct Backend {
   static constexpr const char* name = "cpu";
+  static constexpr std::uint32_t supported_ops = ~0u;  // every OpKind
 
   class Executor {
    public:
@@ -60,6 +62,7 @@ struct Backend {
       AlignedBuffer memory_;
     };
 
+    Executor() = default;  // runs nothing until assigned a prepared executor
     Executor(const Program& program, std::span<const float> params) : plan_(program, params) {}
 
     // Reserves everything a forward pass up to `cap` needs.
@@ -114,6 +117,8 @@ struct Backend {
    private:
     void reserve(Context& ctx, Capacity cap) const {
       const Program& p = plan_.program();
+      if (plan_.steps().empty())
+        throw std::logic_error("ctnn cpu backend: this executor was default-constructed and has no program");
       if (cap.batch == 0 || cap.height == 0 || cap.width == 0)
         throw std::invalid_argument("ctnn cpu backend: context capacity must be positive in batch, height and width");
       const std::size_t values = static_cast<std::size_t>(p.values);
@@ -189,6 +194,19 @@ struct Backend {
             for (long t = 0; t < rows; ++t)
               nchw_row_to_layout(input, static_cast<std::size_t>(t) / d.h, static_cast<std::size_t>(t) % d.h, d);
           }
+          break;
+        }
+        case StepKind::copy: {
+          const Layout& src = L(s.in);
+          const Layout& dst = L(s.out);
+          const std::size_t len = src.w * static_cast<std::size_t>(src.lanes);
+          for (std::size_t i = 0; i < src.n; ++i)
+            for (std::size_t cb = 0; cb < src.blocks(); ++cb) {
+              clear_border(dst, i, cb);
+              for (std::size_t y = 0; y < src.h; ++y)
+                std::copy_n(src.at(i, cb, static_cast<std::ptrdiff_t>(y), 0), len,
+                            dst.at(i, cb, static_cast<std::ptrdiff_t>(y), 0));
+            }
           break;
         }
         case StepKind::conv: run_conv<Arch>(s.conv, arena, L(s.in), L(s.out), s.res >= 0 ? &L(s.res) : nullptr); break;

@@ -28,7 +28,9 @@
 
 namespace ctnn::backend::cpu {
 
-enum class StepKind : std::uint8_t { input, conv, max_pool, avg_pool, linear, scale_shift, relu, add, sigmoid, softmax };
+enum class StepKind : std::uint8_t {
+  input, copy, conv, max_pool, avg_pool, linear, scale_shift, relu, add, sigmoid, softmax
+};
 
 struct Step {
   StepKind kind{};
@@ -54,6 +56,7 @@ class Plan {
  public:
   static constexpr int B = block_width<Arch>;
 
+  Plan() = default;
   Plan(const Program& program, std::span<const float> params) : program_(program) {
     if (program.values < 1 || program.features < 0 || program.features >= program.values || program.output < 0 ||
         program.output >= program.values || program.features_end > program.ops.size())
@@ -134,8 +137,19 @@ class Plan {
       if (produces) {
         check_value(op, op.output, false, "output");
       } else if (op.output != op.input) {
-        fail(op, "element-wise ops must run in place (output " + std::to_string(op.output) + ", input " +
-                     std::to_string(op.input) + ")");
+        // An element-wise op on a value it must not modify (the caller's
+        // input): copy first, then run in place on the copy.
+        check_value(op, op.output, false, "output");
+        Step copy{};
+        copy.kind = StepKind::copy;
+        copy.in = op.input;
+        copy.out = op.output;
+        copy.op = i;
+        info(op.output).channels = in_channels;
+        info(op.output).lanes = info(op.input).lanes;
+        defined_[static_cast<std::size_t>(op.output)] = true;
+        steps_.push_back(copy);
+        s.in = op.output;
       }
       std::size_t next = i + 1;
       bool emit = true;

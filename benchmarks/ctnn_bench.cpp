@@ -1,0 +1,157 @@
+// ctnn-bench: whole-network latency of ctnn's CPU backend.
+//
+//   ctnn-bench --model resnet18|resnet34|resnet50 --batch B --threads T --runs N
+//              [--warmup W] [--size 224] [--json]
+//
+// Prints median / min / max latency per forward pass, images per second, and
+// achieved GFLOP/s (conv + linear multiply-adds x 2) against a measured FMA
+// peak for the same thread count. --json prints one JSON object per line.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <ctnn/backend/cpu/cpu.hpp>
+#include <ctnn/ctnn.hpp>
+
+#include "fma_peak.hpp"
+
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
+
+namespace {
+
+struct Options {
+  std::string model = "resnet18";
+  std::size_t batch = 1, size = 224;
+  int threads = 0, runs = 20, warmup = 3;
+  bool json = false;
+};
+
+[[noreturn]] void usage(const char* why) {
+  std::fprintf(stderr,
+               "ctnn-bench: %s\nusage: ctnn-bench --model resnet18|resnet34|resnet50 --batch B --threads T --runs N "
+               "[--warmup W] [--size 224] [--json]\n",
+               why);
+  std::exit(2);
+}
+
+Options parse(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    const auto value = [&]() -> std::string {
+      if (i + 1 >= argc) usage(("missing value after " + a).c_str());
+      return argv[++i];
+    };
+    const auto number = [&]() -> long {
+      const std::string v = value();
+      char* end = nullptr;
+      const long n = std::strtol(v.c_str(), &end, 10);
+      if (v.empty() || *end || n < 0) usage(("bad number '" + v + "' for " + a).c_str());
+      return n;
+    };
+    if (a == "--model") o.model = value();
+    else if (a == "--batch") o.batch = static_cast<std::size_t>(number());
+    else if (a == "--threads") o.threads = static_cast<int>(number());
+    else if (a == "--runs") o.runs = static_cast<int>(number());
+    else if (a == "--warmup") o.warmup = static_cast<int>(number());
+    else if (a == "--size") o.size = static_cast<std::size_t>(number());
+    else if (a == "--json") o.json = true;
+    else usage(("unknown option " + a).c_str());
+  }
+  if (o.batch == 0 || o.size == 0 || o.runs == 0) usage("batch, size and runs must be positive");
+  return o;
+}
+
+// Multiply-adds x 2 of every convolution and linear layer for this input.
+double program_flops(const ctnn::Program& p, ctnn::Extents in) {
+  const std::vector<ctnn::Extents> e = ctnn::infer_extents(p, in);
+  double f = 0;
+  for (const ctnn::Op& op : p.ops) {
+    const ctnn::Extents& o = e[static_cast<std::size_t>(op.output)];
+    if (op.kind == ctnn::OpKind::conv)
+      f += 2.0 * static_cast<double>(o.count()) * op.in_channels * op.kernel * op.kernel;
+    else if (op.kind == ctnn::OpKind::linear)
+      f += 2.0 * static_cast<double>(o.count()) * op.in_channels;
+  }
+  return f;
+}
+
+template <class Net>
+int run(const Options& o) {
+  ctnn::Model<Net, ctnn::backend::Cpu> model(ctnn::Init::torchvision, 0);
+  // Non-trivial BatchNorm statistics, as in a trained network.
+  model.update([](ctnn::Parameters& p) {
+    std::mt19937 rng(1);
+    std::uniform_real_distribution<float> u(0.5f, 1.5f), c(-0.2f, 0.2f);
+    for (const auto& t : p.infos()) {
+      if (t.role == ctnn::TensorRole::bn_running_var || t.role == ctnn::TensorRole::bn_weight)
+        for (float& v : p.tensor(t.name)) v = u(rng);
+      else if (t.role == ctnn::TensorRole::bn_running_mean || t.role == ctnn::TensorRole::bn_bias)
+        for (float& v : p.tensor(t.name)) v = c(rng);
+    }
+  });
+  const ctnn::Extents shape{o.batch, 3, o.size, o.size};
+  ctnn::Tensor input(shape);
+  std::mt19937 rng(2);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  for (std::size_t i = 0; i < input.size(); ++i) input.data()[i] = nd(rng);
+
+  auto ctx = model.make_context({o.batch, o.size, o.size});
+  for (int i = 0; i < o.warmup; ++i) model.forward(input, ctx);
+  std::vector<double> ms;
+  for (int i = 0; i < o.runs; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    model.forward(input, ctx);
+    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+  }
+  std::sort(ms.begin(), ms.end());
+  const double median = ms.size() % 2 ? ms[ms.size() / 2] : 0.5 * (ms[ms.size() / 2 - 1] + ms[ms.size() / 2]);
+  const double flops = program_flops(model.program(), shape);
+  const double gflops = flops / (median * 1e-3) / 1e9;
+  const int threads = o.threads;
+  const double peak = ctnn::bench::fma_peak_gflops(threads);
+  const double images = static_cast<double>(o.batch) / (median * 1e-3);
+  if (o.json) {
+    std::printf(
+        "{\"library\": \"ctnn\", \"model\": \"%s\", \"batch\": %zu, \"size\": %zu, \"threads\": %d, \"runs\": %d, "
+        "\"median_ms\": %.4f, \"min_ms\": %.4f, \"max_ms\": %.4f, \"images_per_s\": %.2f, \"gflops\": %.2f, "
+        "\"peak_gflops\": %.2f, \"percent_of_peak\": %.2f, \"backend\": \"%s\"}\n",
+        o.model.c_str(), o.batch, o.size, threads, o.runs, median, ms.front(), ms.back(), images, gflops, peak,
+        100.0 * gflops / peak, model.backend_description().c_str());
+  } else {
+    std::printf("%s batch %zu size %zu, %s\n", o.model.c_str(), o.batch, o.size, model.backend_description().c_str());
+    std::printf("  latency ms: median %.3f  min %.3f  max %.3f  (%d runs, %d warm-up)\n", median, ms.front(),
+                ms.back(), o.runs, o.warmup);
+    std::printf("  %.1f images/s, %.1f GFLOP/s (%.2f GFLOP per pass), %.1f%% of the %.1f GFLOP/s FMA peak\n", images,
+                gflops, flops / 1e9, 100.0 * gflops / peak, peak);
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options o = parse(argc, argv);
+#if defined(_OPENMP)
+  if (o.threads == 0) o.threads = omp_get_max_threads();
+  omp_set_num_threads(o.threads);
+#else
+  o.threads = 1;
+#endif
+  try {
+    if (o.model == "resnet18") return run<ctnn::ResNet18<>>(o);
+    if (o.model == "resnet34") return run<ctnn::ResNet34<>>(o);
+    if (o.model == "resnet50") return run<ctnn::ResNet50<>>(o);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "ctnn-bench: %s\n", e.what());
+    return 1;
+  }
+  usage(("unknown model " + o.model).c_str());
+}
