@@ -1,6 +1,7 @@
 // Opens a weight file of either supported format, chosen by its content (a
-// torch.save zip starts with "PK\3\4"; anything else is read as safetensors,
-// whose validator explains what is wrong if it is neither).
+// torch.save file starts with "PK\3\4" or, in the legacy format, 0x80;
+// anything else is read as safetensors, whose validator explains what is
+// wrong if it is neither).
 #pragma once
 
 #include <array>
@@ -13,16 +14,19 @@
 
 namespace ctnn::io {
 
-inline bool looks_like_zip(const std::filesystem::path& path) {
+// A torch.save zip, or a legacy (pre-1.6) torch.save pickle, which starts
+// with the pickle PROTO opcode 0x80; read_pth explains how to re-save that one.
+inline bool looks_like_torch_save(const std::filesystem::path& path) {
   std::ifstream f(path, std::ios::binary);
   std::array<char, 4> magic{};
-  return f.read(magic.data(), 4) && magic == std::array<char, 4>{'P', 'K', '\3', '\4'};
+  if (!f.read(magic.data(), 4)) return false;
+  return magic == std::array<char, 4>{'P', 'K', '\3', '\4'} || static_cast<unsigned char>(magic[0]) == 0x80;
 }
 
 inline TensorFile read_weights(const std::filesystem::path& path) {
   if (!std::filesystem::is_regular_file(path))
     throw LoadError(path.string() + ": no such weight file (expected a .safetensors or .pth file)");
-  return looks_like_zip(path) ? read_pth(path) : read_safetensors(path);
+  return looks_like_torch_save(path) ? read_pth(path) : read_safetensors(path);
 }
 
 }  // namespace ctnn::io
