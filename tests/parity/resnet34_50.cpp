@@ -5,10 +5,10 @@
 
 using ctnn::test::check_parity;
 
-TEST_CASE("parity: ResNet50<> at 2x3x224x224, features and logits") {
+TEST_CASE("ResNet50<> at 2x3x224x224, features and logits") {
   check_parity<ctnn::ResNet50<>>("resnet50", true);
 }
 
-TEST_CASE("parity: ResNet34<> at 2x3x160x208 (non-square), features and logits") {
+TEST_CASE("ResNet34<> at 2x3x160x208 (non-square), features and logits") {
   check_parity<ctnn::ResNet34<>>("resnet34_160x208", true);
 }
