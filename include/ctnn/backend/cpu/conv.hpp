@@ -170,7 +170,7 @@ void run_conv(const ConvSpec& c, const float* arena, const Layout& in, const Lay
   {
 #pragma omp for schedule(static) nowait
     for (long t = 0; t < static_cast<long>(items) * out_blocks; ++t)
-      clear_border(out, static_cast<std::size_t>(t / out_blocks), static_cast<std::size_t>(t % out_blocks));
+      clear_border<Arch>(out, static_cast<std::size_t>(t / out_blocks), static_cast<std::size_t>(t % out_blocks));
 
 #pragma omp for schedule(static)
     for (long t = 0; t < tasks; ++t) {

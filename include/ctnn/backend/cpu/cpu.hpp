@@ -100,7 +100,7 @@ struct Backend {
       const Extents shape{r.n, r.c, r.h, r.w};
       if (r.is_nchw()) return {r.data, shape};
       float* dst = ctx.memory_.data() + ctx.result_offset_;
-      for (std::size_t i = 0; i < r.n; ++i) layout_to_nchw(r, i, dst);
+      for (std::size_t i = 0; i < r.n; ++i) layout_to_nchw<Arch>(r, i, dst);
       return {dst, shape};
     }
 
@@ -187,12 +187,12 @@ struct Backend {
           {
 #pragma omp for schedule(static) nowait
             for (long i = 0; i < static_cast<long>(d.n); ++i) {
-              for (std::size_t cb = 0; cb < d.blocks(); ++cb) clear_border(d, static_cast<std::size_t>(i), cb);
-              clear_unused_lanes(d, static_cast<std::size_t>(i));
+              for (std::size_t cb = 0; cb < d.blocks(); ++cb) clear_border<Arch>(d, static_cast<std::size_t>(i), cb);
+              clear_unused_lanes<Arch>(d, static_cast<std::size_t>(i));
             }
 #pragma omp for schedule(static)
             for (long t = 0; t < rows; ++t)
-              nchw_row_to_layout(input, static_cast<std::size_t>(t) / d.h, static_cast<std::size_t>(t) % d.h, d);
+              nchw_row_to_layout<Arch>(input, static_cast<std::size_t>(t) / d.h, static_cast<std::size_t>(t) % d.h, d);
           }
           break;
         }
@@ -202,7 +202,7 @@ struct Backend {
           const std::size_t len = src.w * static_cast<std::size_t>(src.lanes);
           for (std::size_t i = 0; i < src.n; ++i)
             for (std::size_t cb = 0; cb < src.blocks(); ++cb) {
-              clear_border(dst, i, cb);
+              clear_border<Arch>(dst, i, cb);
               for (std::size_t y = 0; y < src.h; ++y)
                 std::copy_n(src.at(i, cb, static_cast<std::ptrdiff_t>(y), 0), len,
                             dst.at(i, cb, static_cast<std::ptrdiff_t>(y), 0));
@@ -222,24 +222,24 @@ struct Backend {
           float* scratch = ctx.memory_.data() + ctx.scratch_offset_;
           const float* xd = x.data;
           if (!x.is_nchw()) {
-            for (std::size_t i = 0; i < x.n; ++i) layout_to_nchw(x, i, scratch);
+            for (std::size_t i = 0; i < x.n; ++i) layout_to_nchw<Arch>(x, i, scratch);
             xd = scratch;
           }
           float* yd = y.is_nchw() ? y.data : scratch + aligned_floats(x.n * x.c);
           run_linear<Arch>(xd, yd, x.n, s.in_features, s.out_features, arena + s.weights, arena + s.bias);
           if (!y.is_nchw()) {
             for (std::size_t i = 0; i < y.n; ++i) {
-              for (std::size_t cb = 0; cb < y.blocks(); ++cb) clear_border(y, i, cb);
+              for (std::size_t cb = 0; cb < y.blocks(); ++cb) clear_border<Arch>(y, i, cb);
               for (std::size_t c = 0; c < y.c; ++c) y(i, c, 0, 0) = yd[i * y.c + c];
             }
           }
           break;
         }
         case StepKind::scale_shift: run_scale_shift<Arch>(L(s.in), arena + s.weights, arena + s.bias); break;
-        case StepKind::relu: run_relu(L(s.in)); break;
-        case StepKind::add: run_add(L(s.in), L(s.res), s.relu); break;
-        case StepKind::sigmoid: run_sigmoid(L(s.in)); break;
-        case StepKind::softmax: run_softmax(L(s.in)); break;
+        case StepKind::relu: run_relu<Arch>(L(s.in)); break;
+        case StepKind::add: run_add<Arch>(L(s.in), L(s.res), s.relu); break;
+        case StepKind::sigmoid: run_sigmoid<Arch>(L(s.in)); break;
+        case StepKind::softmax: run_softmax<Arch>(L(s.in)); break;
       }
     }
 

@@ -48,7 +48,8 @@ void run_scale_shift(const Layout& l, const float* scale, const float* shift) {
   });
 }
 
-inline void run_relu(const Layout& l) {
+template <class Arch>
+void run_relu(const Layout& l) {
   const std::size_t len = l.w * static_cast<std::size_t>(l.lanes);
   detail::for_each_row(l, [&](float* r, std::size_t, std::size_t, std::size_t) {
     for (std::size_t x = 0; x < len; ++x) r[x] = std::max(r[x], 0.0f);
@@ -56,7 +57,8 @@ inline void run_relu(const Layout& l) {
 }
 
 // dst += src (same extents), then ReLU when asked.
-inline void run_add(const Layout& dst, const Layout& src, bool relu) {
+template <class Arch>
+void run_add(const Layout& dst, const Layout& src, bool relu) {
   const std::size_t len = dst.w * static_cast<std::size_t>(dst.lanes);
   const bool same = dst.lanes == src.lanes;
   detail::for_each_row(dst, [&](float* r, std::size_t i, std::size_t cb, std::size_t y) {
@@ -75,7 +77,8 @@ inline void run_add(const Layout& dst, const Layout& src, bool relu) {
   });
 }
 
-inline void run_sigmoid(const Layout& l) {
+template <class Arch>
+void run_sigmoid(const Layout& l) {
   const std::size_t len = l.w * static_cast<std::size_t>(l.lanes);
   detail::for_each_row(l, [&](float* r, std::size_t, std::size_t, std::size_t) {
     for (std::size_t x = 0; x < len; ++x) r[x] = 1.0f / (1.0f + std::exp(-r[x]));
@@ -83,7 +86,8 @@ inline void run_sigmoid(const Layout& l) {
 }
 
 // Softmax over channels at every pixel, shifted by the maximum as PyTorch does.
-inline void run_softmax(const Layout& l) {
+template <class Arch>
+void run_softmax(const Layout& l) {
   for (std::size_t i = 0; i < l.n; ++i)
     for (std::size_t y = 0; y < l.h; ++y)
       for (std::size_t x = 0; x < l.w; ++x) {

@@ -16,6 +16,8 @@
 
 #include "ctnn/core/tensor.hpp"
 
+// The loops here are templates on the instruction set only so that each -m
+// flag set gets its own symbols (see simd.hpp).
 namespace ctnn::backend::cpu {
 
 struct Layout {
@@ -46,7 +48,8 @@ struct Layout {
 
 // Zeroes the border of block `cb` of item `i`, so that convolutions read
 // zeros outside the image.
-inline void clear_border(const Layout& l, std::size_t i, std::size_t cb) {
+template <class Arch>
+void clear_border(const Layout& l, std::size_t i, std::size_t cb) {
   const std::size_t b = static_cast<std::size_t>(l.border);
   if (!b) return;
   float* p = l.data + static_cast<std::ptrdiff_t>(i) * l.item() + static_cast<std::ptrdiff_t>(cb) * l.plane();
@@ -63,7 +66,8 @@ inline void clear_border(const Layout& l, std::size_t i, std::size_t cb) {
 
 // Zeroes the lanes past the last channel in the last block of item `i`
 // (values whose producer does not write them, such as the network input).
-inline void clear_unused_lanes(const Layout& l, std::size_t i) {
+template <class Arch>
+void clear_unused_lanes(const Layout& l, std::size_t i) {
   const std::size_t lanes = static_cast<std::size_t>(l.lanes);
   const std::size_t used = l.c - (l.blocks() - 1) * lanes;
   if (used == lanes) return;
@@ -75,7 +79,8 @@ inline void clear_unused_lanes(const Layout& l, std::size_t i) {
 }
 
 // Copies row `y` of item `i` of an NCHW tensor into `dst` (interior only).
-inline void nchw_row_to_layout(ConstTensorView src, std::size_t i, std::size_t y, const Layout& dst) {
+template <class Arch>
+void nchw_row_to_layout(ConstTensorView src, std::size_t i, std::size_t y, const Layout& dst) {
   const std::size_t lanes = static_cast<std::size_t>(dst.lanes);
   for (std::size_t ch = 0; ch < dst.c; ++ch) {
     const float* s = src.data + ((i * src.shape.c + ch) * src.shape.h + y) * src.shape.w;
@@ -89,7 +94,8 @@ inline void nchw_row_to_layout(ConstTensorView src, std::size_t i, std::size_t y
 }
 
 // Copies item `i` of `src` into a dense NCHW buffer.
-inline void layout_to_nchw(const Layout& src, std::size_t i, float* dst) {
+template <class Arch>
+void layout_to_nchw(const Layout& src, std::size_t i, float* dst) {
   const std::size_t lanes = static_cast<std::size_t>(src.lanes);
   for (std::size_t ch = 0; ch < src.c; ++ch) {
     float* d = dst + (i * src.c + ch) * src.h * src.w;

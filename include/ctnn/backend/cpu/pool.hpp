@@ -23,7 +23,7 @@ void run_max_pool(const Layout& in, const Layout& out, int kernel, int stride, i
   {
 #pragma omp for schedule(static) nowait
     for (long t = 0; t < planes; ++t)
-      clear_border(out, static_cast<std::size_t>(t) / out.blocks(), static_cast<std::size_t>(t) % out.blocks());
+      clear_border<Arch>(out, static_cast<std::size_t>(t) / out.blocks(), static_cast<std::size_t>(t) % out.blocks());
 #pragma omp for schedule(static)
     for (long t = 0; t < rows; ++t) {
       const std::size_t plane = static_cast<std::size_t>(t) / out.h, oy = static_cast<std::size_t>(t) % out.h;
@@ -64,7 +64,7 @@ void run_global_avg_pool(const Layout& in, const Layout& out) {
   const std::size_t lanes = static_cast<std::size_t>(in.lanes);
   const float count = static_cast<float>(in.h * in.w);
   for (std::size_t i = 0; i < out.n; ++i)
-    for (std::size_t cb = 0; cb < out.blocks(); ++cb) clear_border(out, i, cb);
+    for (std::size_t cb = 0; cb < out.blocks(); ++cb) clear_border<Arch>(out, i, cb);
 #pragma omp parallel for schedule(static) if (in.floats() > 65536)
   for (long t = 0; t < planes; ++t) {
     const std::size_t i = static_cast<std::size_t>(t) / in.blocks(), cb = static_cast<std::size_t>(t) % in.blocks();
