@@ -62,7 +62,7 @@ using ConvBig = ConvConfig<128, 128, 256, 2, 4, 3>;   // plan.hpp ConvTiling::co
 using ConvSmall = ConvConfig<64, 64, 128, 2, 2, 3>;   // config 1
 
 // The fused epilogue: bias, residual, activation on four consecutive channels.
-CTNN_HD dev::float4v apply_act(dev::float4v v, int act) {
+CTNN_DEVICE dev::float4v apply_act(dev::float4v v, int act) {
   if (act == static_cast<int>(Act::relu)) {
     v.x = v.x > 0.0f ? v.x : 0.0f;
     v.y = v.y > 0.0f ? v.y : 0.0f;
@@ -77,7 +77,7 @@ CTNN_HD dev::float4v apply_act(dev::float4v v, int act) {
   return v;
 }
 
-CTNN_HD void conv_finish(const ConvArgs& a, dev::float4v v, long m, int n) {
+CTNN_DEVICE void conv_finish(const ConvArgs& a, dev::float4v v, long m, int n) {
   const dev::float4v b = dev::load4(a.bias + n);
   v.x += b.x;
   v.y += b.y;
@@ -269,7 +269,7 @@ CTNN_UNROLL
 }
 
 // Sums the split-K partials of four channels of one row and finishes them.
-CTNN_HD void splitk_finish_item(const ConvArgs& a, int splits, long id) {
+CTNN_DEVICE void splitk_finish_item(const ConvArgs& a, int splits, long id) {
   const int vec_row = a.cs_out / 4;
   const long m = id / vec_row;
   const int n = static_cast<int>(id % vec_row) * 4;

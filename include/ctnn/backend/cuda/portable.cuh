@@ -17,7 +17,6 @@
 #if defined(__CUDACC__)
 #include <mma.h>
 #define CTNN_DEVICE __device__ __forceinline__
-#define CTNN_HD __host__ __device__ __forceinline__
 #define CTNN_UNROLL _Pragma("unroll")
 #define CTNN_UNROLL_4 _Pragma("unroll 4")
 #else
@@ -27,7 +26,6 @@
 #include <bit>
 #include <cmath>
 #define CTNN_DEVICE inline
-#define CTNN_HD inline
 #define CTNN_UNROLL
 #define CTNN_UNROLL_4
 namespace ctnn::cuda::sim {

@@ -17,7 +17,7 @@ struct LayoutArgs {
 };
 
 // Host NCHW (true channels) -> NHWC (stored channels, pad channels zero).
-CTNN_HD void to_nhwc_item(const LayoutArgs& a, long i) {
+CTNN_DEVICE void to_nhwc_item(const LayoutArgs& a, long i) {
   const int ch = static_cast<int>(i % a.cs);
   const long pix = i / a.cs;  // (img, y, x)
   const long hw = static_cast<long>(a.h) * a.w;
@@ -26,7 +26,7 @@ CTNN_HD void to_nhwc_item(const LayoutArgs& a, long i) {
 }
 
 // NHWC (stored channels) -> NCHW (true channels), for results with a spatial extent.
-CTNN_HD void to_nchw_item(const LayoutArgs& a, long i) {
+CTNN_DEVICE void to_nchw_item(const LayoutArgs& a, long i) {
   const long hw = static_cast<long>(a.h) * a.w;
   const long yx = i % hw;
   const long img_ch = i / hw;
@@ -43,7 +43,7 @@ struct PoolArgs {
 };
 
 // Max pooling; padding never wins (PyTorch treats it as -infinity).
-CTNN_HD void max_pool_item(const PoolArgs& a, long i) {
+CTNN_DEVICE void max_pool_item(const PoolArgs& a, long i) {
   const int vec = a.cs / 4;
   const int q = static_cast<int>(i % vec);
   long pix = i / vec;
@@ -70,7 +70,7 @@ CTNN_HD void max_pool_item(const PoolArgs& a, long i) {
 }
 
 // Global average pool of four channels of one image.
-CTNN_HD void avg_pool_item(const PoolArgs& a, long i) {
+CTNN_DEVICE void avg_pool_item(const PoolArgs& a, long i) {
   const int vec = a.cs / 4;
   const int q = static_cast<int>(i % vec);
   const long img = i / vec;
@@ -99,7 +99,7 @@ struct EltwiseArgs {
 };
 
 // y = act(x * scale[c] + shift[c] + residual) on one 16-byte vector.
-CTNN_HD void eltwise_item(const EltwiseArgs& a, long i) {
+CTNN_DEVICE void eltwise_item(const EltwiseArgs& a, long i) {
   const long at = i * 4;
   const int ch = static_cast<int>(at % a.cs);
   dev::float4v v = dev::load4(a.in + at);

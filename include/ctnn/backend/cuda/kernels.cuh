@@ -1,0 +1,142 @@
+// The __global__ entry points around the portable bodies, and the launcher
+// policy schedule.cuh drives on a CUDA stream. Every launch is checked
+// (cudaGetLastError) and a failure names the kernel and the layer.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <string>
+
+#include "ctnn/backend/cuda/conv_kernel.cuh"
+#include "ctnn/backend/cuda/error.cuh"
+#include "ctnn/backend/cuda/schedule.cuh"
+#include "ctnn/backend/cuda/simple_kernels.cuh"
+
+namespace ctnn::cuda {
+
+template <class Cfg, bool TF32>
+__global__ void __launch_bounds__(Cfg::NT) conv_kernel(ConvArgs a) {
+  // Dynamic shared memory starts at the block's shared window (this kernel
+  // declares no static shared memory), which keeps WMMA tile pointers
+  // 32-byte aligned.
+  extern __shared__ __align__(128) float conv_smem[];
+  conv_block<Cfg, TF32>(a, conv_smem, static_cast<int>(threadIdx.x), static_cast<int>(blockIdx.x),
+                        static_cast<int>(blockIdx.y), static_cast<int>(blockIdx.z));
+}
+
+// Grid-stride loops over per-item bodies.
+struct ToNhwc {
+  CTNN_DEVICE void operator()(const LayoutArgs& a, long i) const { to_nhwc_item(a, i); }
+};
+struct ToNchw {
+  CTNN_DEVICE void operator()(const LayoutArgs& a, long i) const { to_nchw_item(a, i); }
+};
+struct MaxPool {
+  CTNN_DEVICE void operator()(const PoolArgs& a, long i) const { max_pool_item(a, i); }
+};
+struct AvgPool {
+  CTNN_DEVICE void operator()(const PoolArgs& a, long i) const { avg_pool_item(a, i); }
+};
+struct Eltwise {
+  CTNN_DEVICE void operator()(const EltwiseArgs& a, long i) const { eltwise_item(a, i); }
+};
+
+template <class F, class Args>
+__global__ void items_kernel(Args a, long count) {
+  const long stride = static_cast<long>(gridDim.x) * blockDim.x;
+  for (long i = static_cast<long>(blockIdx.x) * blockDim.x + threadIdx.x; i < count; i += stride) F{}(a, i);
+}
+
+// (Templates so that the header can be included by several translation units.)
+template <class = void>
+__global__ void splitk_kernel(ConvArgs a, int splits, long count) {
+  const long stride = static_cast<long>(gridDim.x) * blockDim.x;
+  for (long i = static_cast<long>(blockIdx.x) * blockDim.x + threadIdx.x; i < count; i += stride)
+    splitk_finish_item(a, splits, i);
+}
+
+template <class = void>
+__global__ void softmax_kernel(SoftmaxArgs a) {
+  __shared__ float red[softmax_threads];
+  softmax_block(a, red, static_cast<int>(threadIdx.x), static_cast<int>(blockIdx.x));
+}
+
+inline constexpr int item_threads = 256;
+
+// Raises the dynamic shared-memory limit of the conv kernels of one
+// precision (they need more than the default 48 KB) and checks that this
+// binary holds code for the device.
+template <bool TF32>
+void prepare_conv_kernels(const cudaDeviceProp& prop) {
+  auto one = [&](auto kernel, std::size_t bytes, const char* what) {
+    cudaFuncAttributes attr{};
+    const cudaError_t e = cudaFuncGetAttributes(&attr, kernel);
+    if (e == cudaErrorInvalidDeviceFunction || e == cudaErrorNoKernelImageForDevice)
+      throw Error("ctnn cuda: this program holds no kernel code for the GPU '" + std::string(prop.name) +
+                      "' (compute capability " + std::to_string(prop.major) + "." + std::to_string(prop.minor) +
+                      "); rebuild with CMAKE_CUDA_ARCHITECTURES including " + std::to_string(prop.major) +
+                      std::to_string(prop.minor) + " (" + describe_error(e) + ")",
+                  e);
+    check(e, std::string("cudaFuncGetAttributes(") + what + ")", "while preparing the kernels");
+    if (bytes > prop.sharedMemPerBlockOptin)
+      throw Error("ctnn cuda: kernel " + std::string(what) + " needs " + std::to_string(bytes) +
+                      " bytes of shared memory per block, the GPU '" + prop.name + "' allows " +
+                      std::to_string(prop.sharedMemPerBlockOptin),
+                  cudaErrorInvalidValue);
+    check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)),
+          std::string("cudaFuncSetAttribute(") + what + ", MaxDynamicSharedMemorySize)", "while preparing the kernels");
+  };
+  one(conv_kernel<ConvBig, TF32>, ConvBig::smem_bytes, TF32 ? "conv 128x128 tf32" : "conv 128x128 fp32");
+  one(conv_kernel<ConvSmall, TF32>, ConvSmall::smem_bytes, TF32 ? "conv 64x64 tf32" : "conv 64x64 fp32");
+}
+
+template <bool TF32>
+struct CudaLauncher {
+  cudaStream_t stream = nullptr;
+  int sm_count = 1;
+  bool sync_each_layer = false;  // debugging aid: attributes asynchronous faults to a layer
+
+  unsigned blocks_for(long items) const {
+    const long want = (items + item_threads - 1) / item_threads;
+    return static_cast<unsigned>(std::max(1L, std::min(want, static_cast<long>(sm_count) * 16)));
+  }
+  void after(const char* kernel, const Step& s) const {
+    if (const cudaError_t e = cudaGetLastError(); e != cudaSuccess)
+      check(e, std::string("launch of kernel '") + kernel + "'", in_layer(s.name));
+    if (sync_each_layer)
+      if (const cudaError_t e = cudaStreamSynchronize(stream); e != cudaSuccess)
+        check(e, std::string("cudaStreamSynchronize after kernel '") + kernel + "'", in_layer(s.name));
+  }
+  template <class F, class Args>
+  void items(const Args& a, long count, const char* kernel, const Step& s) const {
+    if (count <= 0) return;
+    items_kernel<F, Args><<<blocks_for(count), item_threads, 0, stream>>>(a, count);
+    after(kernel, s);
+  }
+  void to_nhwc(const LayoutArgs& a, long n, const Step& s) const { items<ToNhwc>(a, n, "to_nhwc", s); }
+  void to_nchw(const LayoutArgs& a, long n, const Step& s) const { items<ToNchw>(a, n, "to_nchw", s); }
+  void max_pool(const PoolArgs& a, long n, const Step& s) const { items<MaxPool>(a, n, "max_pool", s); }
+  void avg_pool(const PoolArgs& a, long n, const Step& s) const { items<AvgPool>(a, n, "avg_pool", s); }
+  void eltwise(const EltwiseArgs& a, long n, const Step& s) const { items<Eltwise>(a, n, "eltwise", s); }
+  void softmax(const SoftmaxArgs& a, int images, const Step& s) const {
+    softmax_kernel<><<<static_cast<unsigned>(images), softmax_threads, 0, stream>>>(a);
+    after("softmax", s);
+  }
+  void splitk(const ConvArgs& a, int splits, long count, const Step& s) const {
+    splitk_kernel<><<<blocks_for(count), item_threads, 0, stream>>>(a, splits, count);
+    after("split-K reduction", s);
+  }
+  void conv(const ConvArgs& a, const ConvTiling& t, const Step& s) const {
+    const dim3 grid(static_cast<unsigned>(t.grid_m), static_cast<unsigned>(t.grid_n), static_cast<unsigned>(t.splits));
+    if (t.config == 0) {
+      conv_kernel<ConvBig, TF32><<<grid, ConvBig::NT, ConvBig::smem_bytes, stream>>>(a);
+      after(TF32 ? "conv 128x128 tf32" : "conv 128x128 fp32", s);
+    } else {
+      conv_kernel<ConvSmall, TF32><<<grid, ConvSmall::NT, ConvSmall::smem_bytes, stream>>>(a);
+      after(TF32 ? "conv 64x64 tf32" : "conv 64x64 fp32", s);
+    }
+  }
+};
+
+}  // namespace ctnn::cuda
