@@ -222,6 +222,7 @@ int main(int argc, char** argv) {
     std::printf("3. Fashion-MNIST through ResNet18<Linear<512, 10>>\n\n");
     return classify(o);
   } catch (const std::exception& e) {
+    std::fflush(stdout);  // keep the report in order when both streams go to one pipe
     std::fprintf(stderr, "ctnn-demo: %s\n", e.what());
     return 1;
   }

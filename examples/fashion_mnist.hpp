@@ -12,6 +12,8 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include <ctnn/core/tensor.hpp>
 #include <ctnn/io/idx.hpp>
@@ -86,19 +88,26 @@ inline ctnn::Tensor make_batch(const TestSet& t, std::size_t first, std::size_t 
   return batch;
 }
 
-// A grey image as text, two pixel rows per line.
+// A grey image as text, two pixel rows per line, without the blank rows
+// above and below the object.
 inline std::string ascii_art(std::span<const std::uint8_t> img, std::size_t rows, std::size_t cols,
                              std::string_view indent = "  ") {
   constexpr std::string_view ramp = " .:-=+*#%@";
-  std::string s;
+  std::vector<std::string> lines;
   for (std::size_t y = 0; y + 1 < rows; y += 2) {
-    s += indent;
+    std::string line;
     for (std::size_t x = 0; x < cols; ++x) {
       const unsigned v = (img[y * cols + x] + img[(y + 1) * cols + x]) / 2u;
-      s += ramp[v * ramp.size() / 256];
+      line += ramp[v * ramp.size() / 256];
     }
-    s += '\n';
+    lines.push_back(std::move(line));
   }
+  const auto blank = [](const std::string& l) { return l.find_first_not_of(' ') == std::string::npos; };
+  std::size_t first = 0, last = lines.size();
+  while (first < last && blank(lines[first])) ++first;
+  while (last > first && blank(lines[last - 1])) --last;
+  std::string s;
+  for (std::size_t i = first; i < last; ++i) s += std::string(indent) + lines[i] + "\n";
   return s;
 }
 
