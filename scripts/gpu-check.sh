@@ -111,7 +111,7 @@ configure_and_build() {
     return 1
   }
   grep -E "ctnn: CUDA|CUDA compiler identification" "$build.configure.log" || true
-  if ! cmake --build "$build" --target help 2>/dev/null | grep -q ctnn-cuda-tests; then
+  if [[ ! -d $build/CMakeFiles/ctnn-cuda-tests.dir ]]; then
     echo "the build has no target ctnn-cuda-tests: is include(ctnnCuda) in the root CMakeLists.txt?" >&2
     return 1
   fi
