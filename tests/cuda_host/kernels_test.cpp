@@ -77,6 +77,9 @@ ProgramBuilder mini_resnet(Head head) {
   return b;
 }
 
+int configs_run[3] = {0, 0, 0};
+int splits_run = 0;
+
 void check_run(const ProgramBuilder& b, Extents in, Stage stage, bool tf32, int sm_count, double tol,
                const char* what) {
   const Plan plan = build_plan(b.p, b.params);
@@ -86,17 +89,21 @@ void check_run(const ProgramBuilder& b, Extents in, Stage stage, bool tf32, int 
   const sim::SimResult got = sim::run_plan(plan, b.p, x, in, stage, tf32, sm_count);
   CHECK(got.shape == want_shape);
   const Diff d = compare(got.data, want);
-  std::printf("  %-40s %s sm=%-3d %s: max |diff| %.3g, max |ref| %.3g, relative %.3g (%d convs, %d split-K)\n", what,
-              tf32 ? "tf32" : "fp32", sm_count, stage == Stage::features ? "features" : "output  ", d.max_abs,
-              d.ref_scale, d.rel(), got.conv_launches, got.split_launches);
+  std::printf("  %-40s %s sm=%-3d %s: max |diff| %.3g, max |ref| %.3g, relative %.3g "
+              "(convs: %d 128x128, %d 128x64, %d 64x64, %d split-K)\n",
+              what, tf32 ? "tf32" : "fp32", sm_count, stage == Stage::features ? "features" : "output  ", d.max_abs,
+              d.ref_scale, d.rel(), got.config_launches[0], got.config_launches[1], got.config_launches[2],
+              got.split_launches);
+  for (int c = 0; c < 3; ++c) configs_run[c] += got.config_launches[c];
+  splits_run += got.split_launches;
   CHECK_MESSAGE(d.finite, what << ": non-finite outputs (a kernel read memory nobody wrote)");
   CHECK_MESSAGE(d.rel() <= tol, what << ": relative error " << d.rel() << " > " << tol);
 }
 
 }  // namespace
 
-TEST_CASE("simulated kernels: mini ResNet, FP32, 128x128 tiles without split-K, matches the naive oracle") {
-  // sm_count 1: every problem fills "the GPU", so the big tiles run alone.
+TEST_CASE("simulated kernels: mini ResNet, FP32, 128-row tiles without split-K, matches the naive oracle") {
+  // sm_count 1: every problem fills "the GPU", so no split-K; narrow layers take 128x64 tiles.
   const auto b = mini_resnet(Head::linear10);
   check_run(b, {2, 3, 37, 45}, Stage::output, false, 1, 1e-5, "linear head");
   check_run(b, {2, 3, 37, 45}, Stage::features, false, 1, 1e-5, "features");
@@ -116,7 +123,7 @@ TEST_CASE("simulated kernels: the article's heads (sigmoid, dropout + softmax)")
 
 TEST_CASE("simulated kernels: TF32 tensor-core path within its tolerance") {
   const auto b = mini_resnet(Head::linear10);
-  check_run(b, {2, 3, 37, 45}, Stage::output, true, 1, 5e-3, "tf32 big tiles");
+  check_run(b, {2, 3, 37, 45}, Stage::output, true, 1, 5e-3, "tf32 128x64 tiles");
   check_run(b, {1, 3, 33, 29}, Stage::output, true, 132, 5e-3, "tf32 small tiles + split-K");
 }
 
@@ -144,4 +151,11 @@ TEST_CASE("simulated kernels: stride-2 3x3 and max pool with padding at odd size
   b.p.features_end = b.p.ops.size();
   for (Extents e : {Extents{1, 5, 1, 1}, Extents{2, 5, 2, 3}, Extents{1, 5, 9, 4}})
     check_run(b, e, Stage::output, false, 132, 1e-5, "conv/2 + pool (spatial result, NCHW out)");
+}
+
+TEST_CASE("simulated kernels: the cases above ran every tile configuration and split-K") {
+  CHECK(configs_run[0] > 0);
+  CHECK(configs_run[1] > 0);
+  CHECK(configs_run[2] > 0);
+  CHECK(splits_run > 0);
 }

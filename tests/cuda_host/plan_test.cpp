@@ -170,14 +170,21 @@ TEST_CASE("malformed programs are rejected with the layer's name") {
 }
 
 TEST_CASE("tiling: big tiles when they fill the GPU, split-K when small problems would leave it idle") {
-  // ResNet-18 layer1 at batch 64 (224x224): plenty of 128x128 tiles.
-  ConvTiling t = choose_tiling(64 * 56 * 56, 64, 576, 132);
-  CHECK(t.config == 0);
+  // ResNet-18 layer2 at batch 64 (224x224): plenty of 128x128 tiles.
+  ConvTiling t = choose_tiling(64 * 28 * 28, 128, 1152, 132);
+  CHECK(t.config == TileConfig::t128x128);
   CHECK(t.splits == 1);
-  CHECK(t.grid_m == (64 * 56 * 56 + 127) / 128);
+  CHECK(t.grid_m == (64 * 28 * 28 + 127) / 128);
+  // Its 64-channel layer1 would waste half of a 128-wide tile.
+  t = choose_tiling(64 * 56 * 56, 64, 576, 132);
+  CHECK(t.config == TileConfig::t128x64);
+  CHECK(t.grid_n == 1);
+  // Its layer4 (7x7) fills the GPU only with 128x64 tiles.
+  t = choose_tiling(64 * 7 * 7, 512, 4608, 132);
+  CHECK(t.config == TileConfig::t128x64);
   // ResNet-18 layer4 at batch 1: 49 x 512 output, K = 4608.
   t = choose_tiling(49, 512, 4608, 132);
-  CHECK(t.config == 1);
+  CHECK(t.config == TileConfig::t64x64);
   CHECK(t.splits > 1);
   for (int sm : {1, 8, 66, 132, 144})
     for (long m : {1L, 49L, 196L, 3136L, 12544L, 200704L})

@@ -59,6 +59,7 @@ SimResult run_plan(const Plan& plan, const Program& program, std::span<const flo
   for (long i = 0; i < static_cast<long>(out.count()); ++i) to_nchw_item(a, i);
   r.conv_launches = launch.conv_launches;
   r.split_launches = launch.split_launches;
+  for (int i = 0; i < 3; ++i) r.config_launches[i] = launch.config_launches[i];
   return r;
 }
 

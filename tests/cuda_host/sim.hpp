@@ -63,11 +63,14 @@ struct HostLauncher {
   }
   void conv(const ConvArgs& a, const ConvTiling& t, const Step&) {
     ++conv_launches;
-    if (t.config == 0)
-      conv_cfg<ConvBig>(a, t);
-    else
-      conv_cfg<ConvSmall>(a, t);
+    ++config_launches[static_cast<int>(t.config)];
+    switch (t.config) {
+      case TileConfig::t128x128: conv_cfg<Conv128x128>(a, t); break;
+      case TileConfig::t128x64: conv_cfg<Conv128x64>(a, t); break;
+      case TileConfig::t64x64: conv_cfg<Conv64x64>(a, t); break;
+    }
   }
+  int config_launches[3] = {0, 0, 0};
   bool tf32 = false;
 };
 
@@ -77,6 +80,7 @@ struct SimResult {
   std::vector<float> data;
   Extents shape;
   int conv_launches = 0, split_launches = 0;
+  int config_launches[3] = {0, 0, 0};  // per TileConfig
 };
 SimResult run_plan(const Plan& plan, const Program& program, std::span<const float> input, Extents shape,
                    Stage stage, bool tf32, int sm_count);

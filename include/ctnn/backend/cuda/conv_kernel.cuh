@@ -41,9 +41,11 @@ template <int BM_, int BN_, int NT_, int WARPS_M_, int WARPS_N_, int STAGES_>
 struct ConvConfig {
   static constexpr int BM = BM_, BN = BN_, BK = tile_k, NT = NT_, STAGES = STAGES_;
   static constexpr int WARPS_M = WARPS_M_, WARPS_N = WARPS_N_;
-  // Row pads keep every WMMA tile pointer 32-byte aligned (ldm multiple of 4,
-  // tile rows multiples of 16) and shift consecutive rows across banks.
-  static constexpr int LDA = BK + 4, LDB = BN + 4, LDC = BN + 4;
+  // Row pads keep every WMMA tile pointer 32-byte aligned (ldm a multiple of
+  // 4, tile rows multiples of 8) and spread a fragment's rows over the banks:
+  // A rows 36 floats apart put lane (g, t) of a 16x8 fragment on bank
+  // 4g + t; B rows BN + 8 apart put lane (t, g) on bank 8t + g.
+  static constexpr int LDA = BK + 4, LDB = BN + 8, LDC = BN + 4;
   static constexpr int A_STAGE = BM * LDA, B_STAGE = BK * LDB, STAGE = A_STAGE + B_STAGE;
   static constexpr int A_CHUNKS = BM * (BK / 4) / NT;  // 16-byte copies per thread per tile
   static constexpr int B_CHUNKS = BK * (BN / 4) / NT;
@@ -58,8 +60,10 @@ struct ConvConfig {
   static_assert(STAGES >= 2, "a pipeline needs two stages");
 };
 
-using ConvBig = ConvConfig<128, 128, 256, 2, 4, 3>;   // plan.hpp ConvTiling::config 0
-using ConvSmall = ConvConfig<64, 64, 128, 2, 2, 3>;   // config 1
+// plan.hpp's TileConfig names these.
+using Conv128x128 = ConvConfig<128, 128, 256, 2, 4, 3>;  // warp tile 64x32
+using Conv128x64 = ConvConfig<128, 64, 128, 2, 2, 3>;    // warp tile 64x32
+using Conv64x64 = ConvConfig<64, 64, 128, 2, 2, 3>;      // warp tile 32x32
 
 // The fused epilogue: bias, residual, activation on four consecutive channels.
 CTNN_DEVICE dev::float4v apply_act(dev::float4v v, int act) {

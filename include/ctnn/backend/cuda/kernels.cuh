@@ -87,8 +87,9 @@ void prepare_conv_kernels(const cudaDeviceProp& prop) {
     check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)),
           std::string("cudaFuncSetAttribute(") + what + ", MaxDynamicSharedMemorySize)", "while preparing the kernels");
   };
-  one(conv_kernel<ConvBig, TF32>, ConvBig::smem_bytes, TF32 ? "conv 128x128 tf32" : "conv 128x128 fp32");
-  one(conv_kernel<ConvSmall, TF32>, ConvSmall::smem_bytes, TF32 ? "conv 64x64 tf32" : "conv 64x64 fp32");
+  one(conv_kernel<Conv128x128, TF32>, Conv128x128::smem_bytes, TF32 ? "conv 128x128 tf32" : "conv 128x128 fp32");
+  one(conv_kernel<Conv128x64, TF32>, Conv128x64::smem_bytes, TF32 ? "conv 128x64 tf32" : "conv 128x64 fp32");
+  one(conv_kernel<Conv64x64, TF32>, Conv64x64::smem_bytes, TF32 ? "conv 64x64 tf32" : "conv 64x64 fp32");
 }
 
 template <bool TF32>
@@ -127,14 +128,17 @@ struct CudaLauncher {
     splitk_kernel<><<<blocks_for(count), item_threads, 0, stream>>>(a, splits, count);
     after("split-K reduction", s);
   }
-  void conv(const ConvArgs& a, const ConvTiling& t, const Step& s) const {
+  template <class Cfg>
+  void conv_with(const ConvArgs& a, const ConvTiling& t, const char* kernel, const Step& s) const {
     const dim3 grid(static_cast<unsigned>(t.grid_m), static_cast<unsigned>(t.grid_n), static_cast<unsigned>(t.splits));
-    if (t.config == 0) {
-      conv_kernel<ConvBig, TF32><<<grid, ConvBig::NT, ConvBig::smem_bytes, stream>>>(a);
-      after(TF32 ? "conv 128x128 tf32" : "conv 128x128 fp32", s);
-    } else {
-      conv_kernel<ConvSmall, TF32><<<grid, ConvSmall::NT, ConvSmall::smem_bytes, stream>>>(a);
-      after(TF32 ? "conv 64x64 tf32" : "conv 64x64 fp32", s);
+    conv_kernel<Cfg, TF32><<<grid, Cfg::NT, Cfg::smem_bytes, stream>>>(a);
+    after(kernel, s);
+  }
+  void conv(const ConvArgs& a, const ConvTiling& t, const Step& s) const {
+    switch (t.config) {
+      case TileConfig::t128x128: conv_with<Conv128x128>(a, t, TF32 ? "conv 128x128 tf32" : "conv 128x128 fp32", s); break;
+      case TileConfig::t128x64: conv_with<Conv128x64>(a, t, TF32 ? "conv 128x64 tf32" : "conv 128x64 fp32", s); break;
+      case TileConfig::t64x64: conv_with<Conv64x64>(a, t, TF32 ? "conv 64x64 tf32" : "conv 64x64 fp32", s); break;
     }
   }
 };

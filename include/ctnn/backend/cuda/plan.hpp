@@ -506,13 +506,18 @@ inline std::vector<std::size_t> slot_sizes(const Plan& plan, std::span<const Ext
   return size;
 }
 
-// Tile configuration and split-K factor of one conv launch. Large problems
-// take 128x128 tiles; problems that would leave most multiprocessors idle
-// (batch 1, late stages) take 64x64 tiles and split the reduction over
-// blockIdx.z, with a second kernel summing the partials in a fixed order
-// (deterministic) and applying the epilogue.
+// Tile configuration and split-K factor of one conv launch.
+//  * 128x128 tiles when there are enough of them to fill the GPU;
+//  * 128x64 for 64-channel layers (a 128-wide tile would compute half
+//    zeros) and for late stages that 128x128 tiles would leave idle;
+//  * 64x64 otherwise (batch 1, small images), and when even those leave
+//    most multiprocessors idle the reduction is split over blockIdx.z, a
+//    second kernel summing the partials in a fixed order (deterministic)
+//    and applying the epilogue.
+enum class TileConfig : int { t128x128 = 0, t128x64 = 1, t64x64 = 2 };
+
 struct ConvTiling {
-  int config = 0;  // 0: 128x128 (256 threads), 1: 64x64 (128 threads)
+  TileConfig config = TileConfig::t128x128;
   int bm = 128, bn = 128;
   int splits = 1, kt_per_split = 0, k_tiles = 0;
   long grid_m = 0, grid_n = 0;
@@ -528,11 +533,13 @@ inline ConvTiling choose_tiling(long m, int ks, int kd_pad, int sm_count) {
   ConvTiling t;
   t.k_tiles = kd_pad / tile_k;
   auto blocks = [&](int bm, int bn) { return ((m + bm - 1) / bm) * ((ks + bn - 1) / bn); };
-  const long big = blocks(128, 128);
-  if (big >= sm_count) {
-    t.config = 0;
+  if (ks > 64 && blocks(128, 128) >= sm_count) {
+    t.config = TileConfig::t128x128;
+  } else if (blocks(128, 64) >= sm_count) {
+    t.config = TileConfig::t128x64;
+    t.bn = 64;
   } else {
-    t.config = 1;
+    t.config = TileConfig::t64x64;
     t.bm = t.bn = 64;
     const long small = blocks(64, 64);
     if (small < sm_count && t.k_tiles >= 8) {
