@@ -66,9 +66,9 @@ using Registry = std::vector<Entry>;
 // Each defined in its own translation unit.
 void register_reference(Registry&);
 void register_cpu(Registry&);
-#if defined(CTNN_INFER_WITH_CUDA)
+// Defined in nets_cuda.cu, which is compiled (and called, under
+// CTNN_INFER_WITH_CUDA) only in builds with the CUDA backend.
 void register_cuda(Registry&);
 bool cuda_device_available();  // a GPU with a working driver is present
-#endif
 
 }  // namespace ctnn_infer
