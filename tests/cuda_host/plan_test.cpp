@@ -199,3 +199,79 @@ TEST_CASE("tiling: big tiles when they fill the GPU, split-K when small problems
                   split_workspace_floats(sm));
         }
 }
+
+// ---- the real lowered networks ---------------------------------------------
+
+#include <ctnn/ctnn.hpp>
+
+namespace {
+template <class Net>
+Plan plan_of(const Model<Net, backend::Reference>& m) {
+  return build_plan(m.program(), m.parameters());
+}
+std::size_t count_kind(const Plan& p, StepKind k) {
+  return static_cast<std::size_t>(std::count_if(p.steps.begin(), p.steps.end(), [&](const Step& s) { return s.kind == k; }));
+}
+}  // namespace
+
+TEST_CASE("real networks: every BatchNorm, add and ReLU of ResNet-18/50 fuses into a conv") {
+  {
+    Model<ResNet18<Linear<512, 10>>, backend::Reference> m;
+    const Plan p = plan_of(m);
+    CHECK(count_kind(p, StepKind::conv) == 20 + 1);  // 17 3x3/7x7 convs, 3 downsamples, fc
+    CHECK(count_kind(p, StepKind::eltwise) == 0);
+    CHECK(count_kind(p, StepKind::max_pool) == 1);
+    CHECK(count_kind(p, StepKind::avg_pool) == 1);
+    CHECK(p.steps.size() == 1 + 21 + 2);
+    CHECK(p.features_steps == p.steps.size() - 1);
+    CHECK(p.slots <= 4);
+    for (const Step& s : p.steps)
+      if (s.kind == StepKind::conv && s.name.find("conv2") != std::string::npos)
+        CHECK_MESSAGE(s.residual >= 0, s.name << " has no fused residual");
+  }
+  {
+    Model<ResNet50<Linear<2048, 10>>, backend::Reference> m;
+    const Plan p = plan_of(m);
+    CHECK(count_kind(p, StepKind::conv) == 53 + 1);
+    CHECK(count_kind(p, StepKind::eltwise) == 0);
+    CHECK(p.slots <= 4);
+    MESSAGE("ResNet-50: " << p.steps.size() << " steps, " << p.slots << " buffers");
+  }
+  {
+    Model<ResNet18<Sequential<Linear<512, 1000>, Dropout<0.5>, Softmax>>, backend::Reference> m;
+    const Plan p = plan_of(m);
+    CHECK(p.steps.back().kind == StepKind::softmax);  // the dropout vanished
+    CHECK(count_kind(p, StepKind::eltwise) == 0);
+  }
+  {
+    Model<ResNet18<Sequential<Linear<512, 1>, Sigmoid>>, backend::Reference> m;
+    const Plan p = plan_of(m);
+    CHECK(p.steps.back().kind == StepKind::conv);
+    CHECK(p.steps.back().act == Act::sigmoid);  // fused into the linear
+  }
+}
+
+TEST_CASE("real networks: simulated CUDA run of lowered ResNet-18 and ResNet-20 matches the naive oracle") {
+  auto run = [](const auto& m, Extents e, bool tf32, int sm, double tol, const char* what) {
+    const Plan p = build_plan(m.program(), m.parameters());
+    std::vector<float> x(e.count());
+    for (std::size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>((i * 7919) % 211) / 105.0f - 1.0f;
+    for (Stage stage : {Stage::output, Stage::features}) {
+      const auto want = ctnn::test::naive_run(m.program(), m.parameters(), x, e, stage);
+      const sim::SimResult got = sim::run_plan(p, m.program(), x, e, stage, tf32, sm);
+      double diff = 0, scale = 0;
+      for (std::size_t i = 0; i < want.size(); ++i) {
+        diff = std::max(diff, std::abs(got.data[i] - want[i]));
+        scale = std::max(scale, std::abs(want[i]));
+      }
+      MESSAGE(std::string(what) << (stage == Stage::output ? " output" : " features") << ": relative " << diff / scale);
+      CHECK(diff / scale <= tol);
+      CHECK(scale > 0);
+    }
+  };
+  Model<ResNet18<Linear<512, 10>>, backend::Reference> r18;
+  run(r18, {1, 3, 32, 40}, false, 16, 1e-5, "ResNet-18 fp32 (split-K)");
+  Model<ResNet20<Linear<64, 10>, Image<1, 28, 28>>, backend::Reference> r20;
+  run(r20, {2, 1, 28, 28}, false, 4, 1e-5, "ResNet-20 fp32");
+  run(r20, {1, 1, 28, 28}, true, 132, 5e-3, "ResNet-20 tf32");
+}
