@@ -154,7 +154,7 @@ TEST_CASE("broken gzip streams are refused") {
   CHECK(error_of(data_dir / "no_such_file.idx.gz").find("cannot read file") != std::string::npos);
 }
 
-TEST_CASE("parse_idx points at read_idx for compressed input; gunzip honours its size cap") {
+TEST_CASE("parse_idx points at read_idx for compressed input, and gunzip honours its size cap") {
   const auto gz = [] {
     std::ifstream in(data_dir / "u8_2x3x4.idx.gz", std::ios::binary);
     std::vector<char> c((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
