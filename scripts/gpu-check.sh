@@ -13,11 +13,17 @@
 #      channels_last + cuDNN, CUDA graphs, and torch.compile where it works);
 #   5. writes one table, results.md, to $OUT (or build-gpu/out).
 #
+#   (3b. runs ctnn-infer --backend cuda, the command-line tool's nvcc-compiled
+#        menu, against PyTorch's output on a small fixture;)
+#
 # Environment: OUT (results folder), JOBS (default 16), BUILD_DIR (default
-# build-gpu), PHASES (default "build test bench torch"; e.g. PHASES="test bench"
-# reruns on a warm machine without rebuilding), CTNN_TORCH_COMPILE (1: try
-# torch.compile on ResNet-18, 2: on both models, 0: skip; default 1),
-# TORCH_COMPILE_TIMEOUT (seconds, default 240).
+# build-gpu), PHASES (default "build test infer bench torch"; e.g.
+# PHASES="test bench" reruns on a warm machine without rebuilding),
+# CTNN_TORCH_COMPILE (1: try torch.compile on ResNet-18, 2: on both models,
+# 0: skip; default 1), TORCH_COMPILE_TIMEOUT (seconds, default 150).
+# Expected wall time on an H100 with 16 cores: about 6-8 minutes (build ~1.5,
+# tests ~1.5, benchmarks ~1.5, torch.compile up to 2.5). Give the command a
+# limit of about 590 s.
 # Files in $OUT: gpu-check.log, tests.log, bench-ctnn.csv, bench-torch.csv, results.md.
 # Exit status: 0 when everything ran and the tests passed, 1 otherwise.
 set -euo pipefail
@@ -27,7 +33,7 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 out=${OUT:-$repo/build-gpu/out}
 build=${BUILD_DIR:-$repo/build-gpu}
 jobs=${JOBS:-16}
-phases=" ${PHASES:-build test bench torch} "
+phases=" ${PHASES:-build test infer bench torch} "
 mkdir -p "$out"
 
 declare -a timings=()
@@ -115,8 +121,21 @@ configure_and_build() {
     echo "the build has no target ctnn-cuda-tests: is include(ctnnCuda) in the root CMakeLists.txt?" >&2
     return 1
   fi
-  note "build (ctnn-cuda-tests, ctnn-cuda-bench; -j$jobs)"
-  cmake --build "$build" --target ctnn-cuda-tests ctnn-cuda-bench -j "$jobs"
+  local -a targets=(ctnn-cuda-tests ctnn-cuda-bench)
+  if find "$build" -maxdepth 3 -type d -name 'ctnn-infer.dir' | grep -q .; then
+    targets+=(ctnn-infer)  # its CUDA menu is an nvcc-compiled TU
+  fi
+  note "build (${targets[*]}; -j$jobs)"
+  local keep_going=-k
+  [[ -f $build/build.ninja ]] && keep_going="-k 0"
+  # Keep going: a broken ctnn-infer must not cost the tests and benchmarks.
+  # shellcheck disable=SC2086
+  cmake --build "$build" --target "${targets[@]}" -j "$jobs" -- $keep_going || true
+  local t missing=0
+  for t in ctnn-cuda-tests ctnn-cuda-bench; do
+    [[ -x $build/$t ]] || { echo "$t was not built" >&2; missing=1; }
+  done
+  return $missing
 }
 
 run_tests() {
@@ -240,10 +259,32 @@ run_torch_bench() {
   if [[ $which != 0 ]]; then
     local models=resnet18
     [[ $which == 2 ]] && models=resnet18,resnet50
-    note "torch.compile ($models; optional, at most ${TORCH_COMPILE_TIMEOUT:-240} s)"
-    timeout "${TORCH_COMPILE_TIMEOUT:-240}" python3 "$build/torch_bench.py" compile "$csvf" "$models" ||
+    note "torch.compile ($models; optional, at most ${TORCH_COMPILE_TIMEOUT:-150} s)"
+    timeout "${TORCH_COMPILE_TIMEOUT:-150}" python3 "$build/torch_bench.py" compile "$csvf" "$models" ||
       echo "torch.compile: did not finish (timeout or error); its rows are left out"
   fi
+}
+
+run_infer() {
+  note "ctnn-infer --backend cuda"
+  local exe
+  exe=$(find "$build" -maxdepth 3 -type f -name ctnn-infer -perm -u+x | head -1)
+  if [[ -z $exe ]]; then
+    echo "ctnn-infer was not built (no tools/ in this build, or its build failed above)" >&2
+    return 1
+  fi
+  local data=$repo/tests/data/infer
+  "$exe" --arch resnet20 --weights "$data/resnet20_fc10.safetensors" --input "$data/input_3x3x29x35.npy" \
+    --backend cuda --output "$build/infer_cuda.npy" --verbose || return 1
+  python3 - "$build/infer_cuda.npy" "$data/expected_fc10.npy" <<'PY'
+import sys
+import numpy as np
+got, want = np.load(sys.argv[1]), np.load(sys.argv[2])
+assert got.shape == want.shape, f"shape {got.shape} != {want.shape}"
+rel = float(np.abs(got - want).max() / np.abs(want).max())
+print(f"ctnn-infer --backend cuda vs PyTorch (resnet20, fc10): max relative error {rel:.2e}")
+sys.exit(0 if rel <= 1e-4 else 1)
+PY
 }
 
 write_table() {
@@ -311,6 +352,9 @@ main() {
   fi
   # Benchmarks run even when a test failed: one pass of this script should
   # bring back everything there is to learn.
+  if ((ready)) && want infer; then
+    timed "ctnn-infer --backend cuda" run_infer || fail "ctnn-infer --backend cuda failed"
+  fi
   if ((ready)) && want bench; then
     timed "ctnn-cuda-bench" run_ctnn_bench || fail "ctnn-cuda-bench failed"
   fi
