@@ -1,6 +1,6 @@
-// libFuzzer target for the .npy reader (not built by CMake):
-//   clang++ -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -Iinclude \
-//     tests/fuzz/fuzz_npy.cpp -o fuzz_npy
+// libFuzzer target for the .npy reader. Built and run by
+// tests/fuzz/CMakeLists.txt (ctest -L fuzz); by hand:
+//   clang++ -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -Iinclude tests/fuzz/fuzz_npy.cpp -o fuzz_npy
 //   ./fuzz_npy tests/data/io tests/data/io/bad
 // Any input must either load or raise LoadError; what loads has as many
 // values as its shape says and survives a write/read round trip.

@@ -1,9 +1,7 @@
 // libFuzzer target for the torch.save reader (zip.hpp, pickle.hpp, pth.hpp).
-// Not part of the CMake build. Build and run:
-//   clang++ -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -I/work/main/include \
-//       tests/fuzz/fuzz_pth.cpp -o fuzz_pth
-//   mkdir -p corpus && UBSAN_OPTIONS=halt_on_error=1 ./fuzz_pth -max_total_time=120 \
-//       -rss_limit_mb=1024 corpus tests/data/pth tests/data/pth/bad
+// Built and run by tests/fuzz/CMakeLists.txt (ctest -L fuzz); by hand:
+//   clang++ -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude tests/fuzz/fuzz_pth.cpp -o fuzz_pth
+//   mkdir -p corpus && ./fuzz_pth -dict=tests/fuzz/pth.dict -rss_limit_mb=1024 corpus tests/fuzz/corpus/pth tests/data/pth/bad
 // Every input must either load or throw io::LoadError; any other exception,
 // sanitizer report or allocation above the RSS limit is a finding.
 #include <ctnn/io/pth.hpp>

@@ -1,6 +1,6 @@
-// libFuzzer target for the safetensors reader (not built by CMake):
-//   clang++ -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -Iinclude \
-//     tests/fuzz/fuzz_safetensors.cpp -o fuzz_safetensors
+// libFuzzer target for the safetensors reader. Built and run by
+// tests/fuzz/CMakeLists.txt (ctest -L fuzz); by hand:
+//   clang++ -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -Iinclude tests/fuzz/fuzz_safetensors.cpp -o fuzz_safetensors
 //   ./fuzz_safetensors -dict=tests/fuzz/safetensors.dict tests/data/io tests/data/io/bad
 // Any input must either load or raise LoadError; whatever loads must satisfy
 // the invariants the rest of ctnn relies on.

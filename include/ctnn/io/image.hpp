@@ -237,18 +237,66 @@ inline Header check_jpeg(std::span<const std::byte> b, std::string_view source) 
     if (length < 2) fail(source, "corrupt JPEG: marker FF " + hex(m) + " has length " + std::to_string(length));
     if (length > n - pos) truncated("inside segment FF " + hex(m) + " at byte " + std::to_string(pos - 2));
     const std::byte* seg = b.data() + pos + 2;
+    const std::size_t body = length - 2;
+    const std::string at = " at byte " + std::to_string(pos - 2);
     const bool frame = m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC;
     if (frame) {
       if (m > 0xC2)
         fail(source, "unsupported JPEG coding process (frame marker FF " + hex(m) +
                          "): only baseline, extended and progressive Huffman JPEGs are supported");
-      if (length < 8) fail(source, "corrupt JPEG: frame header of " + std::to_string(length) + " bytes");
-      if (seen_frame) fail(source, "corrupt JPEG: a second frame header at byte " + std::to_string(pos - 2));
+      if (body < 6) fail(source, "corrupt JPEG: frame header of " + std::to_string(length) + " bytes" + at);
+      if (seen_frame) fail(source, "corrupt JPEG: a second frame header" + at);
       h.height = be16(seg + 1);
       h.width = be16(seg + 3);
+      const unsigned components = u8(seg[5]);
+      if (components != 1 && components != 3 && components != 4)
+        fail(source, "unsupported JPEG: " + std::to_string(components) + " colour components (1, 3 or 4 supported)");
+      if (body != 6 + 3 * components)
+        fail(source, "corrupt JPEG: frame header of " + std::to_string(length) + " bytes for " +
+                         std::to_string(components) + " components" + at);
+      for (unsigned c = 0; c < components; ++c) {
+        const unsigned sampling = u8(seg[7 + 3 * c]), table = u8(seg[8 + 3 * c]);
+        if ((sampling >> 4) < 1 || (sampling >> 4) > 4 || (sampling & 15) < 1 || (sampling & 15) > 4 || table > 3)
+          fail(source, "corrupt JPEG: component " + std::to_string(c) + " has sampling factors " + hex(sampling) +
+                           " and quantisation table " + std::to_string(table) + at);
+      }
       if (h.height == 0)
         fail(source, "unsupported JPEG: the height is defined later by a DNL marker (height 0 in the frame header)");
       seen_frame = true;
+    } else if (m == 0xC4) {
+      // Huffman tables: class/id, 16 code-length counts, then as many symbols.
+      // stb_image 2.27 neither bounds the symbol count by the 256 a table
+      // holds nor checks that the symbols fit the segment (found by
+      // fuzz_image: a heap write past the table), so both are checked here.
+      std::size_t p = 0;
+      while (p < body) {
+        if (body - p < 17) fail(source, "corrupt JPEG: Huffman table header cut short" + at);
+        const unsigned id = u8(seg[p]);
+        if ((id >> 4) > 1 || (id & 15) > 3) fail(source, "corrupt JPEG: Huffman table class/id " + hex(id) + at);
+        std::size_t symbols = 0;
+        for (int i = 1; i <= 16; ++i) symbols += u8(seg[p + static_cast<std::size_t>(i)]);
+        if (symbols > 256)
+          fail(source, "corrupt JPEG: Huffman table with " + std::to_string(symbols) + " symbols (at most 256)" + at);
+        if (symbols > body - p - 17) fail(source, "corrupt JPEG: Huffman table runs past its segment" + at);
+        p += 17 + symbols;
+      }
+    } else if (m == 0xDB) {
+      // Quantisation tables: precision/id, then 64 values of 8 or 16 bits.
+      std::size_t p = 0;
+      while (p < body) {
+        const unsigned pq = u8(seg[p]) >> 4, tq = u8(seg[p]) & 15;
+        if (pq > 1 || tq > 3) fail(source, "corrupt JPEG: quantisation table precision/id " + hex(u8(seg[p])) + at);
+        const std::size_t size = 1 + 64 * (pq + 1);
+        if (size > body - p) fail(source, "corrupt JPEG: quantisation table runs past its segment" + at);
+        p += size;
+      }
+    } else if (m == 0xDA) {
+      const unsigned components = body ? u8(seg[0]) : 0;
+      if (components < 1 || components > 4 || body != 4 + 2 * components)
+        fail(source, "corrupt JPEG: scan header of " + std::to_string(length) + " bytes for " +
+                         std::to_string(components) + " components" + at);
+    } else if (m == 0xDD && body != 2) {
+      fail(source, "corrupt JPEG: restart interval segment of " + std::to_string(length) + " bytes" + at);
     }
     pos += length;
     if (m == 0xDA) {  // start of scan: skip its entropy-coded data

@@ -209,11 +209,33 @@ def make_bad():
     sos = jpg.find(b"\xff\xda")
     bad("jpeg_scan_before_frame.jpg", b"\xff\xd8" + jpg[sos:], "a scan (SOS) before the frame header")
     bad("jpeg_length_one.jpg", b"\xff\xd8\xff\xdb\x00\x01" + bytes(10), "marker FF DB has length 1")
-    # A well-formed container with a corrupted Huffman table: stb refuses it.
+    # Huffman tables: 16 x 255 code lengths claim 4080 symbols (stb_image 2.27
+    # writes them past its 256-entry table: found by fuzz_image); 3 codes of
+    # length 1 fit the segment but no code space (stb refuses those itself).
     dht = jpg.find(b"\xff\xc4")
     broken = bytearray(jpg)
     broken[dht + 5:dht + 21] = b"\xff" * 16
-    bad("jpeg_bad_huffman_table.jpg", bytes(broken), "corrupt JPEG: the decoder failed")
+    bad("jpeg_huffman_4080_symbols.jpg", bytes(broken), "corrupt JPEG: Huffman table with 4080 symbols (at most 256)")
+    n = sum(jpg[dht + 5:dht + 21])
+    overfull = bytearray(jpg)
+    overfull[dht + 5:dht + 21] = bytes([3] + [0] * 14 + [n - 3])
+    bad("jpeg_huffman_bad_code_lengths.jpg", bytes(overfull), "corrupt JPEG: the decoder failed (bad code lengths)")
+    bad_id = bytearray(jpg)
+    bad_id[dht + 4] = 0x24
+    bad("jpeg_huffman_bad_id.jpg", bytes(bad_id), "corrupt JPEG: Huffman table class/id 24")
+    dqt = jpg.find(b"\xff\xdb")
+    q = bytearray(jpg)
+    q[dqt + 4] = 0x25
+    bad("jpeg_quant_bad_id.jpg", bytes(q), "corrupt JPEG: quantisation table precision/id 25")
+    comps = bytearray(jpg)
+    comps[sof + 9] = 2
+    bad("jpeg_two_components.jpg", bytes(comps), "unsupported JPEG: 2 colour components")
+    samp = bytearray(jpg)
+    samp[sof + 11] = 0x50
+    bad("jpeg_sampling_5.jpg", bytes(samp), "corrupt JPEG: component 0 has sampling factors 50")
+    scan = bytearray(jpg)
+    scan[sos + 4] = 5
+    bad("jpeg_scan_5_components.jpg", bytes(scan), "corrupt JPEG: scan header of 12 bytes for 5 components")
     bad("png_in_jpg_name_truncated.jpg", png[:100], "truncated PNG")
     with open(os.path.join(d, "expected.txt"), "w") as f:
         f.write("# file\texpected substring of the LoadError (written by make_image_fixtures.py)\n")
