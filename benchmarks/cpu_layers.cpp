@@ -56,7 +56,7 @@ const Shape shapes[] = {
     {"r50 1x1/2 512->1024 @28 (ds)", 512, 1024, 1, 2, 0, 28},
 };
 
-double time_layer(const Shape& sh, std::size_t batch, int runs, double& flops) {
+double time_layer(const Shape& sh, std::size_t batch, int runs, bool winograd, int threads, double& flops) {
   // conv -> bn -> relu, lowered and packed by the backend's own planner.
   ctnn::Program p;
   p.input_channels = sh.cin;
@@ -87,7 +87,7 @@ double time_layer(const Shape& sh, std::size_t batch, int runs, double& flops) {
   p.features = p.output = conv.output;
   p.features_end = p.ops.size();
 
-  Plan<Arch> plan(p, params);
+  Plan<Arch> plan(p, params, Options{.winograd = winograd});
   const Step& step = plan.steps()[1];
   const std::vector<ctnn::Extents> e =
       ctnn::infer_extents(p, {batch, static_cast<std::size_t>(sh.cin), static_cast<std::size_t>(sh.size),
@@ -98,11 +98,18 @@ double time_layer(const Shape& sh, std::size_t batch, int runs, double& flops) {
   for (std::size_t i = 0; i < in_buf.size(); ++i) in_buf.data()[i] = nd(rng);
 
   flops = 2.0 * static_cast<double>(e[1].count()) * sh.cin * sh.k * sh.k;
-  run_conv<Arch>(step.conv, plan.arena(), in, out, nullptr);
+  ctnn::AlignedBuffer scratch(std::max<std::size_t>(1, plan.winograd_scratch() * static_cast<std::size_t>(threads)));
+  const auto once = [&] {
+    if (step.conv.winograd)
+      run_winograd<Arch>(step.conv, plan.arena(), plan.zeros(), in, out, nullptr, scratch.data(), threads);
+    else
+      run_conv<Arch>(step.conv, plan.arena(), in, out, nullptr);
+  };
+  once();
   std::vector<double> t;
   for (int r = 0; r < runs; ++r) {
     const auto t0 = std::chrono::steady_clock::now();
-    run_conv<Arch>(step.conv, plan.arena(), in, out, nullptr);
+    once();
     t.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   }
   std::sort(t.begin(), t.end());
@@ -135,18 +142,22 @@ int main(int argc, char** argv) {
   if (batch == 0 || runs <= 0) return 2;
   const double peak = ctnn::bench::fma_peak_gflops(threads);
   if (!json)
-    std::printf("%s, batch %zu, %d threads, FMA peak %.1f GFLOP/s\n%-30s %10s %10s %8s\n", Arch::name(), batch,
+    std::printf("%s, batch %zu, %d threads, FMA peak %.1f GFLOP/s\n%-36s %10s %10s %8s\n", Arch::name(), batch,
                 threads, peak, "layer", "ms", "GFLOP/s", "% peak");
   for (const Shape& sh : shapes) {
-    double flops = 0;
-    const double s = time_layer(sh, batch, runs, flops);
-    const double g = flops / s / 1e9;
-    if (json)
-      std::printf("{\"layer\": \"%s\", \"batch\": %zu, \"threads\": %d, \"median_ms\": %.4f, \"gflops\": %.2f, "
-                  "\"percent_of_peak\": %.2f}\n",
-                  sh.name, batch, threads, s * 1e3, g, 100.0 * g / peak);
-    else
-      std::printf("%-30s %10.4f %10.1f %7.1f%%\n", sh.name, s * 1e3, g, 100.0 * g / peak);
+    for (bool winograd : {false, true}) {
+      if (winograd && !winograd_applies<Arch>(sh.cin, sh.cout, sh.k, sh.s, sh.pad, block_width<Arch>)) continue;
+      double flops = 0;
+      const double s = time_layer(sh, batch, runs, winograd, threads, flops);
+      const double g = flops / s / 1e9;  // direct-convolution FLOPs per second ("effective" for Winograd)
+      const std::string name = std::string(sh.name) + (winograd ? " winograd" : "");
+      if (json)
+        std::printf("{\"layer\": \"%s\", \"batch\": %zu, \"threads\": %d, \"median_ms\": %.4f, \"gflops\": %.2f, "
+                    "\"percent_of_peak\": %.2f}\n",
+                    name.c_str(), batch, threads, s * 1e3, g, 100.0 * g / peak);
+      else
+        std::printf("%-36s %10.4f %10.1f %7.1f%%\n", name.c_str(), s * 1e3, g, 100.0 * g / peak);
+    }
   }
   return 0;
 }

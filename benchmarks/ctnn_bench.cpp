@@ -1,8 +1,9 @@
 // ctnn-bench: whole-network latency of ctnn's CPU backend.
 //
 //   ctnn-bench --model resnet18|resnet34|resnet50 --batch B --threads T --runs N
-//              [--warmup W] [--size 224] [--json]
+//              [--warmup W] [--size 224] [--json] [--direct]
 //
+// --direct turns Winograd off (direct convolution everywhere), for comparison.
 // Prints median / min / max latency per forward pass, images per second, and
 // achieved GFLOP/s (conv + linear multiply-adds x 2) against a measured FMA
 // peak for the same thread count. --json prints one JSON object per line.
@@ -31,12 +32,13 @@ struct Options {
   std::size_t batch = 1, size = 224;
   int threads = 0, runs = 20, warmup = 3;
   bool json = false;
+  bool winograd = true;
 };
 
 [[noreturn]] void usage(const char* why) {
   std::fprintf(stderr,
                "ctnn-bench: %s\nusage: ctnn-bench --model resnet18|resnet34|resnet50 --batch B --threads T --runs N "
-               "[--warmup W] [--size 224] [--json]\n",
+               "[--warmup W] [--size 224] [--json] [--direct]\n",
                why);
   std::exit(2);
 }
@@ -63,6 +65,7 @@ Options parse(int argc, char** argv) {
     else if (a == "--warmup") o.warmup = static_cast<int>(number());
     else if (a == "--size") o.size = static_cast<std::size_t>(number());
     else if (a == "--json") o.json = true;
+    else if (a == "--direct") o.winograd = false;
     else usage(("unknown option " + a).c_str());
   }
   if (o.batch == 0 || o.size == 0 || o.runs == 0) usage("batch, size and runs must be positive");
@@ -103,12 +106,21 @@ int run(const Options& o) {
   std::normal_distribution<float> nd(0.0f, 1.0f);
   for (std::size_t i = 0; i < input.size(); ++i) input.data()[i] = nd(rng);
 
+  // The model's own executor, or one with non-default options.
+  const ctnn::backend::Cpu::Executor custom(model.program(), model.parameters(),
+                                            ctnn::backend::cpu::Options{.winograd = o.winograd});
+  const auto forward = [&](auto& ctx) {
+    if (o.winograd)
+      model.forward(input, ctx);
+    else
+      custom.run(input, ctx, ctnn::Stage::output);
+  };
   auto ctx = model.make_context({o.batch, o.size, o.size});
-  for (int i = 0; i < o.warmup; ++i) model.forward(input, ctx);
+  for (int i = 0; i < o.warmup; ++i) forward(ctx);
   std::vector<double> ms;
   for (int i = 0; i < o.runs; ++i) {
     const auto t0 = std::chrono::steady_clock::now();
-    model.forward(input, ctx);
+    forward(ctx);
     ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
   }
   std::sort(ms.begin(), ms.end());
@@ -122,11 +134,12 @@ int run(const Options& o) {
     std::printf(
         "{\"library\": \"ctnn\", \"model\": \"%s\", \"batch\": %zu, \"size\": %zu, \"threads\": %d, \"runs\": %d, "
         "\"median_ms\": %.4f, \"min_ms\": %.4f, \"max_ms\": %.4f, \"images_per_s\": %.2f, \"gflops\": %.2f, "
-        "\"peak_gflops\": %.2f, \"percent_of_peak\": %.2f, \"backend\": \"%s\"}\n",
+        "\"peak_gflops\": %.2f, \"percent_of_peak\": %.2f, \"winograd\": %s, \"backend\": \"%s\"}\n",
         o.model.c_str(), o.batch, o.size, threads, o.runs, median, ms.front(), ms.back(), images, gflops, peak,
-        100.0 * gflops / peak, model.backend_description().c_str());
+        100.0 * gflops / peak, o.winograd ? "true" : "false", model.backend_description().c_str());
   } else {
-    std::printf("%s batch %zu size %zu, %s\n", o.model.c_str(), o.batch, o.size, model.backend_description().c_str());
+    std::printf("%s batch %zu size %zu, %s, %s\n", o.model.c_str(), o.batch, o.size,
+                model.backend_description().c_str(), o.winograd ? "winograd" : "direct only");
     std::printf("  latency ms: median %.3f  min %.3f  max %.3f  (%d runs, %d warm-up)\n", median, ms.front(),
                 ms.back(), o.runs, o.warmup);
     std::printf("  %.1f images/s, %.1f GFLOP/s (%.2f GFLOP per pass), %.1f%% of the %.1f GFLOP/s FMA peak\n", images,

@@ -33,8 +33,6 @@ double fma_peak_gflops(int threads) {
       for (long it = 0; it < iterations; ++it) {
 #pragma GCC unroll 24
         for (int i = 0; i < chains; ++i) acc[i] = V::fma(acc[i], a, b);
-        // Keeps the compiler from collapsing the chains.
-        asm volatile("" : : : "memory");
       }
       alignas(64) float out[64];
       for (int i = 0; i < chains; ++i) {

@@ -306,7 +306,8 @@ def main() -> int:
                         else:
                             medians[p].append(workers[p].round(args.runs, args.warmup))
                     print(f"  {model} batch {batch} round {r + 1}: " +
-                          ", ".join(f"{p} {medians[p][-1]:.2f} ms" for p in peers), file=sys.stderr)
+                          ", ".join(f"{p} {medians[p][-1]:.2f} ms" for p in peers) +
+                          f" (load {load_avg()})", file=sys.stderr)
             finally:
                 for w in workers.values():
                     w.close()

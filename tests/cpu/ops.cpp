@@ -73,6 +73,37 @@ TEST_CASE("cpu conv matches naive loops across kernels, strides, paddings and od
   }
 }
 
+TEST_CASE("cpu Winograd F(2x2,3x3) stays within 1e-5 of naive loops and of direct convolution") {
+  struct Case {
+    int cin, cout;
+    std::size_t n, h, w;
+  };
+  for (const Case& c : {Case{64, 64, 2, 15, 17}, Case{128, 128, 1, 28, 28}, Case{16, 40, 3, 1, 1},
+                        Case{32, 24, 1, 2, 9}, Case{64, 128, 2, 7, 6}}) {
+    CAPTURE(c.cin);
+    CAPTURE(c.h);
+    CAPTURE(c.w);
+    ProgramBuilder b(c.cin, 21);
+    const int x = b.conv(0, c.cin, c.cout, 3, 1, 1);
+    b.bn(x, c.cout);
+    const int r = b.conv(0, c.cin, c.cout, 1, 1, 0);
+    b.add(x, r);
+    b.relu(x);
+    const Program p = b.finish(x, x);
+    const Extents in{c.n, static_cast<std::size_t>(c.cin), c.h, c.w};
+    const Tensor input = random_input(in, 4);
+    const Tensor ref = naive_run(p, b.params, input, p.ops.size(), x);
+    backend::Cpu::Executor wino(p, b.params), direct(p, b.params, backend::cpu::Options{.winograd = false});
+    auto cw = wino.make_context({in.n, in.h, in.w});
+    auto cd = direct.make_context({in.n, in.h, in.w});
+    const double ew = relative_error(wino.run(input, cw, Stage::output), ref);
+    const double ed = relative_error(direct.run(input, cd, Stage::output), ref);
+    MESSAGE("winograd error " << ew << ", direct error " << ed);
+    CHECK(ew < 1e-5);
+    CHECK(ed < 1e-5);
+  }
+}
+
 TEST_CASE("cpu fuses conv + batch norm + residual add + relu") {
   for (std::size_t size : {5, 23}) {
     ProgramBuilder b(16);

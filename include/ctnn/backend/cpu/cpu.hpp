@@ -31,6 +31,7 @@
 #include "ctnn/backend/cpu/plan.hpp"
 #include "ctnn/backend/cpu/pool.hpp"
 #include "ctnn/backend/cpu/simd.hpp"
+#include "ctnn/backend/cpu/winograd.hpp"
 #include "ctnn/core/program.hpp"
 #include "ctnn/core/tensor.hpp"
 
@@ -58,12 +59,14 @@ struct Backend {
       std::vector<Extents> extents_;
       std::vector<Layout> layouts_;
       std::vector<std::size_t> slot_offset_;  // slots + 1 entries
-      std::size_t result_offset_ = 0, scratch_offset_ = 0;
+      std::size_t result_offset_ = 0, scratch_offset_ = 0, winograd_offset_ = 0;
+      int threads_ = 1;  // threads the Winograd scratch is reserved for
       AlignedBuffer memory_;
     };
 
     Executor() = default;  // runs nothing until assigned a prepared executor
-    Executor(const Program& program, std::span<const float> params) : plan_(program, params) {}
+    Executor(const Program& program, std::span<const float> params, Options options = {})
+        : plan_(program, params, options) {}
 
     // Reserves everything a forward pass up to `cap` needs.
     Context make_context(Capacity cap) const {
@@ -81,7 +84,7 @@ struct Backend {
         reserve(ctx, {input.shape.n, input.shape.h, input.shape.w});
       }
       infer_extents(p, input.shape, ctx.extents_);
-      if (!fits(ctx)) {
+      if (!fits(ctx) || max_threads() > ctx.threads_) {
         reserve(ctx, {std::max(ctx.cap_.batch, input.shape.n), std::max(ctx.cap_.height, input.shape.h),
                       std::max(ctx.cap_.width, input.shape.w)});
         infer_extents(p, input.shape, ctx.extents_);
@@ -149,8 +152,20 @@ struct Backend {
           scratch = std::max(scratch, aligned_floats(ctx.extents_[static_cast<std::size_t>(s.in)].count()) +
                                           ctx.extents_[static_cast<std::size_t>(s.out)].count());
       total += aligned_floats(scratch);
+      // Winograd chunks: one L2-sized scratch block per thread.
+      ctx.threads_ = max_threads();
+      ctx.winograd_offset_ = total;
+      total += static_cast<std::size_t>(ctx.threads_) * plan_.winograd_scratch();
       if (ctx.memory_.size() < total) ctx.memory_.resize(total);
       ctx.cap_ = cap;
+    }
+
+    static int max_threads() {
+#if defined(_OPENMP)
+      return omp_get_max_threads();
+#else
+      return 1;
+#endif
     }
 
     bool fits(const Context& ctx) const {
@@ -164,7 +179,7 @@ struct Backend {
       const Program& p = plan_.program();
       return ctx.extents_[static_cast<std::size_t>(p.features)].count() <= ctx.scratch_offset_ - ctx.result_offset_ &&
              ctx.extents_[static_cast<std::size_t>(p.output)].count() <= ctx.scratch_offset_ - ctx.result_offset_ &&
-             linear_scratch(ctx) <= ctx.memory_.size() - ctx.scratch_offset_;
+             linear_scratch(ctx) <= ctx.winograd_offset_ - ctx.scratch_offset_;
     }
 
     std::size_t linear_scratch(const Context& ctx) const {
@@ -209,7 +224,13 @@ struct Backend {
             }
           break;
         }
-        case StepKind::conv: run_conv<Arch>(s.conv, arena, L(s.in), L(s.out), s.res >= 0 ? &L(s.res) : nullptr); break;
+        case StepKind::conv:
+          if (s.conv.winograd)
+            run_winograd<Arch>(s.conv, arena, plan_.zeros(), L(s.in), L(s.out), s.res >= 0 ? &L(s.res) : nullptr,
+                               ctx.memory_.data() + ctx.winograd_offset_, std::min(max_threads(), ctx.threads_));
+          else
+            run_conv<Arch>(s.conv, arena, L(s.in), L(s.out), s.res >= 0 ? &L(s.res) : nullptr);
+          break;
         case StepKind::max_pool: run_max_pool<Arch>(L(s.in), L(s.out), s.kernel, s.stride, s.padding); break;
         case StepKind::avg_pool: run_global_avg_pool<Arch>(L(s.in), L(s.out)); break;
         case StepKind::linear: {

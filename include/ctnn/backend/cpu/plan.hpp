@@ -23,6 +23,7 @@
 #include "ctnn/backend/cpu/conv.hpp"
 #include "ctnn/backend/cpu/layout.hpp"
 #include "ctnn/backend/cpu/linear.hpp"
+#include "ctnn/backend/cpu/winograd.hpp"
 #include "ctnn/core/program.hpp"
 #include "ctnn/core/tensor.hpp"
 
@@ -51,13 +52,21 @@ struct ValueInfo {
   std::size_t slack = 0;  // floats a consumer may read past the end
 };
 
+// Choices a caller may make when building an executor.
+struct Options {
+  // Winograd F(2x2, 3x3) for the 3x3 stride-1 convolutions it suits; off
+  // means direct convolution everywhere (bit-for-bit the direct kernels).
+  bool winograd = true;
+};
+
 template <class Arch>
 class Plan {
  public:
   static constexpr int B = block_width<Arch>;
 
   Plan() = default;
-  Plan(const Program& program, std::span<const float> params) : program_(program) {
+  Plan(const Program& program, std::span<const float> params, Options options = {})
+      : program_(program), options_(options) {
     if (program.values < 1 || program.features < 0 || program.features >= program.values || program.output < 0 ||
         program.output >= program.values || program.features_end > program.ops.size())
       throw std::invalid_argument("ctnn cpu backend: malformed program (value ids or features_end out of range)");
@@ -73,6 +82,9 @@ class Plan {
   const std::vector<ValueInfo>& values() const { return values_; }
   int slots() const { return slots_; }
   const float* arena() const { return arena_.data(); }
+  const float* zeros() const { return arena_.data() + zeros_; }
+  // Per-thread scratch the Winograd steps need (0 without any).
+  std::size_t winograd_scratch() const { return winograd_scratch_; }
 
   Layout layout(int v, const Extents& e, float* data) const {
     const ValueInfo& info = values_[static_cast<std::size_t>(v)];
@@ -172,6 +184,8 @@ class Plan {
           s.conv.stride = op.stride;
           s.conv.padding = op.padding;
           s.conv.in_lanes = info(op.input).lanes;
+          s.conv.winograd = options_.winograd && winograd_applies<Arch>(op.in_channels, op.out_channels, op.kernel,
+                                                                         op.stride, op.padding, s.conv.in_lanes);
           info(op.output).channels = static_cast<std::size_t>(op.out_channels);
           info(op.output).lanes = B;
           // Epilogue fusion: conv -> [bn] -> [add] -> [relu], all in place on
@@ -259,12 +273,16 @@ class Plan {
     if (!defined_[static_cast<std::size_t>(program_.features)] || !defined_[static_cast<std::size_t>(program_.output)])
       throw std::invalid_argument("ctnn cpu backend: malformed program (features or output value is never computed)");
 
-    // A value's border is the widest padding of the convolutions that read it.
+    // A value's border is the widest padding of the convolutions that read
+    // it (Winograd's 4x4 input tiles overhang odd sizes by one more).
     for (const Step& s : steps_)
       if (s.kind == StepKind::conv) {
         ValueInfo& v = info(s.in);
-        v.border = std::max(v.border, s.conv.padding);
+        v.border = std::max(v.border, s.conv.winograd ? 2 : s.conv.padding);
         v.slack = std::max(v.slack, conv_read_slack<Arch>(s.conv.stride, v.lanes, s.conv.kernel));
+        if (s.conv.winograd)
+          winograd_scratch_ = std::max(winograd_scratch_,
+                                       winograd_scratch_floats<Arch>(s.conv.in_channels, s.conv.out_channels));
       }
   }
 
@@ -320,7 +338,8 @@ class Plan {
         c.groups = static_cast<int>((out_blocks + 1) / 2);
         c.group_floats = packed_conv_floats<Arch>(c.in_channels, c.out_channels, c.kernel, c.in_lanes) /
                          static_cast<std::size_t>(c.groups);
-        c.weights = reserve(c.group_floats * static_cast<std::size_t>(c.groups));
+        c.weights = reserve(c.winograd ? winograd_positions * packed_conv_floats<Arch>(c.in_channels, c.out_channels, 1, B)
+                                       : c.group_floats * static_cast<std::size_t>(c.groups));
         c.bias = reserve(static_cast<std::size_t>(c.groups) * 2 * B);
       } else if (s.kind == StepKind::linear) {
         s.weights = reserve(packed_linear_floats<Arch>(s.in_features, s.out_features));
@@ -331,7 +350,8 @@ class Plan {
         s.bias = reserve(padded);
       }
     }
-    arena_.resize(std::max<std::size_t>(arena_size_, 1));
+    zeros_ = reserve(2 * B);
+    arena_.resize(arena_size_);
     float* a = arena_.data();
 
     for (std::size_t k = 0; k < steps_.size(); ++k) {
@@ -343,8 +363,12 @@ class Plan {
         if (bn_op[k] != no_param) bn_coefficients(ops[bn_op[k]], params, scale, shift);
         for (std::size_t o = 0; o < cout; ++o)
           if (op.bias != no_param) shift[o] += scale[o] * static_cast<double>(params[op.bias + o]);
-        pack_conv_weights<Arch>(params.data() + op.weight, scale, s.conv.in_channels, s.conv.out_channels,
-                                s.conv.kernel, s.conv.in_lanes, a + s.conv.weights);
+        if (s.conv.winograd)
+          pack_winograd_weights<Arch>(params.data() + op.weight, scale, s.conv.in_channels, s.conv.out_channels,
+                                      a + s.conv.weights);
+        else
+          pack_conv_weights<Arch>(params.data() + op.weight, scale, s.conv.in_channels, s.conv.out_channels,
+                                  s.conv.kernel, s.conv.in_lanes, a + s.conv.weights);
         for (std::size_t o = 0; o < cout; ++o) a[s.conv.bias + o] = static_cast<float>(shift[o]);
       } else if (s.kind == StepKind::linear) {
         pack_linear_weights<Arch>(params.data() + op.weight, s.in_features, s.out_features, a + s.weights);
@@ -377,12 +401,15 @@ class Plan {
   }
 
   Program program_;
+  Options options_;
   std::vector<Step> steps_;
   std::size_t feature_steps_ = 0;
   std::vector<ValueInfo> values_;
   std::vector<bool> defined_;
   std::vector<std::pair<std::size_t, std::size_t>> bn_of_;  // (step, batch-norm op) to fold or apply
   int slots_ = 0;
+  std::size_t zeros_ = 0;
+  std::size_t winograd_scratch_ = 0;
   std::size_t arena_size_ = 0;
   AlignedBuffer arena_;
 };
