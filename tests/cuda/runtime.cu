@@ -167,8 +167,12 @@ TEST_CASE("cuda: errors name what was expected and what was found") {
     CHECK_THROWS_WITH_AS(model.forward(x, ctx), doctest::Contains("channels"), std::invalid_argument);
   }
   SUBCASE("input too small for the network") {
-    const Tensor x(1, 3, 2, 2);
-    CHECK_THROWS_AS(model.forward(x, ctx), std::invalid_argument);
+    // ResNets pad every window, so (like torchvision) they accept even 1x1
+    // inputs; an unpadded 7x7 conv does not.
+    Model<Network<Image<3, dynamic, dynamic>, Conv<3, 4, 7>, GlobalAvgPool, Linear<4, 2>>, backend::Cuda> unpadded;
+    auto small_ctx = unpadded.make_context({1, 8, 8});
+    const Tensor x(1, 3, 5, 5);
+    CHECK_THROWS_WITH_AS(unpadded.forward(x, small_ctx), doctest::Contains("too small"), std::invalid_argument);
   }
   SUBCASE("context of another network") {
     Model<ResNet34<Linear<512, 10>>, backend::Cuda> other;

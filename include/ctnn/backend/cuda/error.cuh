@@ -28,6 +28,11 @@ inline std::string describe_error(cudaError_t e) {
 // phase ("uploading weights").
 inline void check(cudaError_t e, std::string_view call, std::string_view where) {
   if (e == cudaSuccess) return;
+  // A failed call also records its error as the thread's "last error", which
+  // the next kernel launch check would then report as its own. Clear it: a
+  // non-sticky failure (out of memory, bad argument) must not poison later
+  // calls; a sticky one (a fault in a kernel) reappears on the next call anyway.
+  (void)cudaGetLastError();
   throw Error("ctnn cuda: " + std::string(call) + " failed (" + describe_error(e) + ") " + std::string(where), e);
 }
 
