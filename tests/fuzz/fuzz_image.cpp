@@ -1,11 +1,11 @@
 // libFuzzer target for the image loader (container checks + stb_image) and
 // the preprocessing that follows it in ctnn-infer. Built and run by
 // tests/fuzz/CMakeLists.txt (ctest -L fuzz); by hand:
-//   clang++ -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -Iinclude tests/fuzz/fuzz_image.cpp -o fuzz_image
+//   clang++ -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -Iinclude tests/fuzz/fuzz_image.cpp
+//     tests/fuzz/fuzz_image_stb.cpp -o fuzz_image   (see CMakeLists.txt for the stb file's flags)
 //   ./fuzz_image -dict=tests/fuzz/image.dict corpus tests/fuzz/corpus/image
 // Any input must either decode or raise LoadError; what decodes has the
 // size its header claims, and survives resize + crop + normalise.
-#define CTNN_IMAGE_IMPLEMENTATION
 #include <ctnn/io/image.hpp>
 #include <ctnn/io/preprocess.hpp>
 

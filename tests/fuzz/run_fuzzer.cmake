@@ -2,7 +2,9 @@
 # and runs it for a bounded time from its seed corpus. Run by ctest:
 #   cmake -DCLANGXX=... -DNAME=npy -DSOURCE=.../fuzz_npy.cpp -DINCLUDE_DIR=.../include
 #         -DWORK_DIR=... -DSEEDS=.../corpus/npy [-DDICT=...] [-DLIBS=-lz] -DSECONDS=20
-#         -P run_fuzzer.cmake
+#         [-DEXTRA_SOURCE=... "-DEXTRA_FLAGS=..."] -P run_fuzzer.cmake
+# EXTRA_SOURCE is a second translation unit compiled with EXTRA_FLAGS added
+# (the image fuzzer's stb_image, with some UBSan checks off).
 # The main build uses g++; clang is only needed here. Without clang or its
 # libFuzzer runtime the test prints "CTNN_TEST_SKIPPED: <why>" and ctest marks
 # it skipped (SKIP_REGULAR_EXPRESSION). A finding fails the test and leaves the
@@ -32,7 +34,7 @@ set(stale TRUE)
 if(EXISTS "${exe}")
   set(stale FALSE)
   file(GLOB deps "${INCLUDE_DIR}/ctnn/io/*.hpp" "${INCLUDE_DIR}/ctnn/core/tensor.hpp")
-  foreach(dep IN LISTS deps SOURCE)
+  foreach(dep IN LISTS deps SOURCE EXTRA_SOURCE)
     if("${dep}" IS_NEWER_THAN "${exe}")
       set(stale TRUE)
     endif()
@@ -40,8 +42,18 @@ if(EXISTS "${exe}")
 endif()
 if(stale)
   string(TIMESTAMP t0 "%s")
-  execute_process(COMMAND "${CLANGXX}" ${flags} "${SOURCE}" -o "${exe}" ${libs}
-                  RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE out)
+  set(objects "")
+  set(rc 0)
+  if(EXTRA_SOURCE)
+    separate_arguments(extra_flags UNIX_COMMAND "${EXTRA_FLAGS}")
+    execute_process(COMMAND "${CLANGXX}" ${flags} ${extra_flags} -c "${EXTRA_SOURCE}" -o "${WORK_DIR}/extra.o"
+                    RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE out)
+    set(objects "${WORK_DIR}/extra.o")
+  endif()
+  if(rc EQUAL 0)
+    execute_process(COMMAND "${CLANGXX}" ${flags} "${SOURCE}" ${objects} -o "${exe}" ${libs}
+                    RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE out)
+  endif()
   string(TIMESTAMP t1 "%s")
   if(NOT rc EQUAL 0)
     # Tell a toolchain without libFuzzer apart from code that does not compile.
