@@ -4,6 +4,7 @@
 //              [--warmup W] [--size 224] [--json] [--direct]
 //
 // --direct turns Winograd off (direct convolution everywhere), for comparison.
+// --profile also prints each plan step's median time.
 // Prints median / min / max latency per forward pass, images per second, and
 // achieved GFLOP/s (conv + linear multiply-adds x 2) against a measured FMA
 // peak for the same thread count. --json prints one JSON object per line.
@@ -33,12 +34,13 @@ struct Options {
   int threads = 0, runs = 20, warmup = 3;
   bool json = false;
   bool winograd = true;
+  bool profile = false;
 };
 
 [[noreturn]] void usage(const char* why) {
   std::fprintf(stderr,
                "ctnn-bench: %s\nusage: ctnn-bench --model resnet18|resnet34|resnet50 --batch B --threads T --runs N "
-               "[--warmup W] [--size 224] [--json] [--direct]\n",
+               "[--warmup W] [--size 224] [--json] [--direct] [--profile]\n",
                why);
   std::exit(2);
 }
@@ -66,6 +68,7 @@ Options parse(int argc, char** argv) {
     else if (a == "--size") o.size = static_cast<std::size_t>(number());
     else if (a == "--json") o.json = true;
     else if (a == "--direct") o.winograd = false;
+    else if (a == "--profile") o.profile = true;
     else usage(("unknown option " + a).c_str());
   }
   if (o.batch == 0 || o.size == 0 || o.runs == 0) usage("batch, size and runs must be positive");
@@ -124,6 +127,27 @@ int run(const Options& o) {
     ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
   }
   std::sort(ms.begin(), ms.end());
+  if (o.profile) {
+    std::vector<std::vector<double>> steps;
+    std::vector<std::string> names;
+    for (int i = 0; i < o.runs; ++i) {
+      const auto times = custom.profile(input, ctx, ctnn::Stage::output);
+      steps.resize(times.size());
+      names.resize(times.size());
+      for (std::size_t k = 0; k < times.size(); ++k) {
+        steps[k].push_back(times[k].ms);
+        names[k] = times[k].name;
+      }
+    }
+    double total = 0;
+    for (std::size_t k = 0; k < steps.size(); ++k) {
+      std::sort(steps[k].begin(), steps[k].end());
+      const double m = steps[k][steps[k].size() / 2];
+      total += m;
+      std::printf("  %8.4f ms  %s\n", m, names[k].c_str());
+    }
+    std::printf("  %8.4f ms  sum of step medians\n", total);
+  }
   const double median = ms.size() % 2 ? ms[ms.size() / 2] : 0.5 * (ms[ms.size() / 2 - 1] + ms[ms.size() / 2]);
   const double flops = program_flops(model.program(), shape);
   const double gflops = flops / (median * 1e-3) / 1e9;

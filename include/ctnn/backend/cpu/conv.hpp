@@ -189,6 +189,15 @@ void run_conv(const ConvSpec& c, const float* arena, const Layout& in, const Lay
       }
       ConvTileArgs a = base;
       a.weights = arena + c.weights + static_cast<std::size_t>(g) * c.group_floats;
+      if (pairs_outer && g + 1 < c.groups) {
+        // While this pair's rows run, stream the next pair's weights in: a
+        // share per row, spread over the input blocks of the row's first tile.
+        const long lines = static_cast<long>(c.group_floats * sizeof(float) / 64);
+        const long per_row = (lines + out_h - 1) / out_h;
+        const long begin = std::min(lines, per_row * oh);
+        a.prefetch_lines = static_cast<int>((std::min(per_row, lines - begin) + a.in_blocks - 1) / a.in_blocks);
+        a.prefetch = reinterpret_cast<const char*>(a.weights + c.group_floats) + begin * 64;
+      }
       a.bias = arena + c.bias + static_cast<std::size_t>(g) * 2 * B;
       const std::size_t b0 = static_cast<std::size_t>(2 * g), b1 = b0 + 1;
       const bool second = static_cast<int>(b1) < out_blocks;
@@ -202,6 +211,7 @@ void run_conv(const ConvSpec& c, const float* arena, const Layout& in, const Lay
         const auto i = static_cast<std::size_t>(n);
         kernel(a, in.at(i, 0, iy, ix), out.at(i, b0, oh, ow), second ? out.at(i, b1, oh, ow) : nullptr,
                res ? res->at(i, b0, oh, ow) : nullptr, res && second ? res->at(i, b1, oh, ow) : nullptr, valid);
+        a.prefetch = nullptr;
       }
     }
   }

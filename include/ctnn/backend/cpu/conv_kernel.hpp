@@ -39,6 +39,10 @@ struct ConvTileArgs {
   int stride = 1;                  // only read by the generic (S == 0) kernel
   int lanes = 1;                   // input channels per block; only read when L == 0
   bool relu = false;
+  // Weights the next tiles will need, pulled towards L2 a few cache lines per
+  // input block while this tile computes (weight-bound late layers).
+  const char* prefetch = nullptr;
+  int prefetch_lines = 0;  // per input block
 };
 
 namespace detail {
@@ -73,6 +77,8 @@ void conv_tile(const ConvTileArgs& a, const float* in, float* out0, float* out1,
 
   const float* w = a.weights;
   for (int ib = 0; ib < a.in_blocks; ++ib) {
+    if (a.prefetch)
+      for (int q = 0; q < a.prefetch_lines; ++q) __builtin_prefetch(a.prefetch + (ib * a.prefetch_lines + q) * 64, 0, 2);
     const float* in_b = in + ib * a.in_block;
     for (int kh = 0; kh < a.kernel; ++kh) {
       const float* in_r = in_b + kh * a.in_row;

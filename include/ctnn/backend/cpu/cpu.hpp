@@ -13,6 +13,7 @@
 #pragma once
 
 #include <algorithm>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -76,6 +77,34 @@ struct Backend {
     }
 
     ConstTensorView run(ConstTensorView input, Context& ctx, Stage stage) const {
+      return run_steps(input, ctx, stage, nullptr);
+    }
+
+    // One plan step's wall time: which program ops it covers and what it is.
+    struct StepTime {
+      std::string name;  // e.g. "conv layer1.0.conv2 (winograd) + bn + add + relu"
+      double ms = 0;
+    };
+    // Runs like run() and times every step (for benchmarks; allocates the result).
+    std::vector<StepTime> profile(ConstTensorView input, Context& ctx, Stage stage) const {
+      std::vector<StepTime> times;
+      times.reserve(plan_.steps().size());
+      run_steps(input, ctx, stage, &times);
+      return times;
+    }
+
+    std::string describe() const {
+#if defined(_OPENMP)
+      const int threads = omp_get_max_threads();
+      return std::string("cpu: ") + Arch::name() + ", " + std::to_string(threads) + " OpenMP thread" +
+             (threads == 1 ? "" : "s");
+#else
+      return std::string("cpu: ") + Arch::name() + ", 1 thread (built without OpenMP)";
+#endif
+    }
+
+   private:
+    ConstTensorView run_steps(ConstTensorView input, Context& ctx, Stage stage, std::vector<StepTime>* times) const {
       const Program& p = plan_.program();
       if (!input.data) throw std::invalid_argument("ctnn cpu backend: the input tensor has no data");
       if (ctx.extents_.size() != static_cast<std::size_t>(p.values) ||
@@ -96,7 +125,16 @@ struct Backend {
       }
 
       const std::size_t end = stage == Stage::features ? plan_.feature_steps() : plan_.steps().size();
-      for (std::size_t k = 0; k < end; ++k) execute(plan_.steps()[k], input, ctx);
+      for (std::size_t k = 0; k < end; ++k) {
+        if (!times) {
+          execute(plan_.steps()[k], input, ctx);
+          continue;
+        }
+        const auto t0 = std::chrono::steady_clock::now();
+        execute(plan_.steps()[k], input, ctx);
+        const auto t1 = std::chrono::steady_clock::now();
+        times->push_back({step_name(plan_.steps()[k]), std::chrono::duration<double, std::milli>(t1 - t0).count()});
+      }
 
       const int result = stage == Stage::features ? p.features : p.output;
       const Layout& r = ctx.layouts_[static_cast<std::size_t>(result)];
@@ -107,17 +145,20 @@ struct Backend {
       return {dst, shape};
     }
 
-    std::string describe() const {
-#if defined(_OPENMP)
-      const int threads = omp_get_max_threads();
-      return std::string("cpu: ") + Arch::name() + ", " + std::to_string(threads) + " OpenMP thread" +
-             (threads == 1 ? "" : "s");
-#else
-      return std::string("cpu: ") + Arch::name() + ", 1 thread (built without OpenMP)";
-#endif
+   private:
+    std::string step_name(const Step& s) const {
+      static constexpr const char* kinds[] = {"input",  "copy", "conv", "max_pool", "avg_pool", "linear",
+                                              "batch_norm", "relu", "add", "sigmoid", "softmax"};
+      std::string name = kinds[static_cast<int>(s.kind)];
+      if (s.kind != StepKind::input) name += " " + plan_.program().ops[s.op].name;
+      if (s.kind == StepKind::conv) {
+        if (s.conv.winograd) name += " (winograd)";
+        if (s.res >= 0) name += " + add";
+        if (s.conv.relu) name += " + relu";
+      }
+      return name;
     }
 
-   private:
     void reserve(Context& ctx, Capacity cap) const {
       const Program& p = plan_.program();
       if (plan_.steps().empty())
