@@ -127,7 +127,10 @@ TEST_CASE("simulated kernels: TF32 tensor-core path within its tolerance") {
   check_run(b, {1, 3, 33, 29}, Stage::output, true, 132, 5e-3, "tf32 small tiles + split-K");
 }
 
-TEST_CASE("simulated kernels: one wide conv across several M and N tiles, with residual and relu") {
+namespace {
+// 130 output channels over several M and N tiles, with residual and relu, in
+// three tile configurations.
+void run_wide_conv_cases() {
   // 130 output channels: two 128-wide N tiles, stored as 132 channels.
   ProgramBuilder b(20);
   const int r = b.conv(0, 20, 130, 1, 1, 0, true, "proj");
@@ -141,6 +144,11 @@ TEST_CASE("simulated kernels: one wide conv across several M and N tiles, with r
   check_run(b, {2, 20, 13, 11}, Stage::output, false, 132, 1e-5, "same, small tiles");
   check_run(b, {1, 20, 5, 7}, Stage::output, true, 1, 5e-3, "same, tf32");
 }
+}  // namespace
+
+TEST_CASE("simulated kernels: one wide conv across several M and N tiles, with residual and relu") {
+  run_wide_conv_cases();
+}
 
 TEST_CASE("simulated kernels: stride-2 3x3 and max pool with padding at odd sizes") {
   ProgramBuilder b(5);
@@ -153,7 +161,14 @@ TEST_CASE("simulated kernels: stride-2 3x3 and max pool with padding at odd size
     check_run(b, e, Stage::output, false, 132, 1e-5, "conv/2 + pool (spatial result, NCHW out)");
 }
 
-TEST_CASE("simulated kernels: the cases above ran every tile configuration and split-K") {
+TEST_CASE("simulated kernels: every tile configuration and split-K are exercised") {
+  // ctest runs each test case in its own process, so this case runs its own
+  // selection rather than relying on the cases above.
+  configs_run[0] = configs_run[1] = configs_run[2] = splits_run = 0;
+  const auto b = mini_resnet(Head::linear10);
+  check_run(b, {2, 3, 37, 45}, Stage::output, false, 1, 1e-5, "128-row tiles");
+  check_run(b, {1, 3, 33, 29}, Stage::output, false, 132, 1e-5, "small tiles + split-K");
+  run_wide_conv_cases();
   CHECK(configs_run[0] > 0);
   CHECK(configs_run[1] > 0);
   CHECK(configs_run[2] > 0);

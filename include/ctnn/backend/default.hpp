@@ -8,6 +8,6 @@ namespace ctnn {
 namespace backend {
 using Default = Reference;
 }
-template <NetworkType Net, class Backend = backend::Default>
+template <class Net, class Backend = backend::Default>
 class Model;
 }  // namespace ctnn

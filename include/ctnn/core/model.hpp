@@ -87,8 +87,9 @@ inline std::string shape_string(const std::vector<std::size_t>& s) {
 }
 }  // namespace detail
 
-template <NetworkType Net, class Backend>
+template <class Net, class Backend>
 class Model {
+  static_assert(NetworkType<Net>, "CTNN_NOT_A_NETWORK: Model<Net> takes a network type: a ResNet alias or Network<Image<...>, Layers...>");
   static_assert(check::backend_cannot_run_layer<Backend, detail::first_unsupported_op<Backend>(Net::ops)>::value);
 
  public:
@@ -251,7 +252,12 @@ class Model {
 
 // ---- loading ----------------------------------------------------------------
 
-template <NetworkType Net, class Backend>
+// A network whose alias check failed has already reported its one error;
+// a Model of it stays silent instead of adding a cascade.
+template <class Backend>
+class Model<InvalidNetwork, Backend> {};
+
+template <class Net, class Backend>
 LoadReport Model<Net, Backend>::load(const io::TensorFile& file, Load policy) {
   const std::string_view head = detail::head_prefix<Net>();
   if (policy == Load::backbone_only && head.empty())

@@ -70,8 +70,15 @@ struct Extents {
 };
 
 inline std::string to_string(const Extents& e) {
-  return "[" + std::to_string(e.n) + ", " + std::to_string(e.c) + ", " + std::to_string(e.h) + ", " +
-         std::to_string(e.w) + "]";
+  // Appended piecewise: chained operator+ on temporaries trips a false
+  // -Wrestrict in g++ 12.
+  std::string s = "[";
+  for (std::size_t d : {e.n, e.c, e.h, e.w}) {
+    if (s.size() > 1) s.append(", ");
+    s.append(std::to_string(d));
+  }
+  s.append("]");
+  return s;
 }
 
 template <class T>
