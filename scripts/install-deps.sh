@@ -7,6 +7,7 @@ set -euo pipefail
 packages=(
   build-essential cmake g++            # the build (g++ 12, cmake 3.25)
   clang-14 libomp-14-dev               # the compile-fail tests also run with clang 14 (+ its OpenMP)
+  libclang-rt-14-dev                   # libFuzzer and the sanitizer runtimes for the fuzz/sanitize tests
   libeigen3-dev libxsimd-dev           # CPU backend
   doctest-dev                          # tests
   libbenchmark-dev                     # benchmarks
