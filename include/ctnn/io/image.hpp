@@ -207,11 +207,26 @@ inline Header check_png(std::span<const std::byte> b, std::string_view source) {
 // JPEG: SOI, then marker segments; each scan (SOS) is followed by entropy-
 // coded data in which 0xFF is always followed by 0x00 (stuffing), a restart
 // marker or fill 0xFF; any other marker ends the scan.
+//
+// Beyond the layout, the checks below close holes that fuzz_image found in
+// stb_image 2.27 (fixed upstream in 2.28, not in Debian 12's copy):
+//   * a Huffman table claiming more than 256 symbols is written past stb's
+//     256-entry table;
+//   * a scan that uses a Huffman or quantisation table no DHT/DQT defined
+//     makes stb read its never-initialised tables, and an index computed from
+//     them reads far out of bounds.
+// So every table a scan needs (by the rules of baseline and progressive
+// coding, ITU T.81 G.1.2) must have been defined before that scan.
 inline Header check_jpeg(std::span<const std::byte> b, std::string_view source) {
   Header h{ImageFormat::jpeg};
   const std::size_t n = b.size();
   std::size_t pos = 2;
-  bool seen_frame = false, seen_scan = false;
+  bool seen_frame = false, seen_scan = false, progressive = false;
+  bool huffman[2][4] = {}, quant[4] = {};  // defined so far: [DC/AC][id], [id]
+  struct Component {
+    unsigned id, table;
+  };
+  std::vector<Component> components;
   const auto truncated = [&](const std::string& where) {
     fail(source, "truncated JPEG: the data ends " + where + " before the end-of-image marker (FF D9)");
   };
@@ -246,28 +261,29 @@ inline Header check_jpeg(std::span<const std::byte> b, std::string_view source) 
                          "): only baseline, extended and progressive Huffman JPEGs are supported");
       if (body < 6) fail(source, "corrupt JPEG: frame header of " + std::to_string(length) + " bytes" + at);
       if (seen_frame) fail(source, "corrupt JPEG: a second frame header" + at);
+      progressive = m == 0xC2;
       h.height = be16(seg + 1);
       h.width = be16(seg + 3);
-      const unsigned components = u8(seg[5]);
-      if (components != 1 && components != 3 && components != 4)
-        fail(source, "unsupported JPEG: " + std::to_string(components) + " colour components (1, 3 or 4 supported)");
-      if (body != 6 + 3 * components)
+      const unsigned count = u8(seg[5]);
+      if (count != 1 && count != 3 && count != 4)
+        fail(source, "unsupported JPEG: " + std::to_string(count) + " colour components (1, 3 or 4 supported)");
+      if (body != 6 + 3 * count)
         fail(source, "corrupt JPEG: frame header of " + std::to_string(length) + " bytes for " +
-                         std::to_string(components) + " components" + at);
-      for (unsigned c = 0; c < components; ++c) {
-        const unsigned sampling = u8(seg[7 + 3 * c]), table = u8(seg[8 + 3 * c]);
+                         std::to_string(count) + " components" + at);
+      for (unsigned c = 0; c < count; ++c) {
+        const unsigned id = u8(seg[6 + 3 * c]), sampling = u8(seg[7 + 3 * c]), table = u8(seg[8 + 3 * c]);
         if ((sampling >> 4) < 1 || (sampling >> 4) > 4 || (sampling & 15) < 1 || (sampling & 15) > 4 || table > 3)
           fail(source, "corrupt JPEG: component " + std::to_string(c) + " has sampling factors " + hex(sampling) +
                            " and quantisation table " + std::to_string(table) + at);
+        for (const Component& other : components)
+          if (other.id == id) fail(source, "corrupt JPEG: two frame components with id " + std::to_string(id) + at);
+        components.push_back({id, table});
       }
       if (h.height == 0)
         fail(source, "unsupported JPEG: the height is defined later by a DNL marker (height 0 in the frame header)");
       seen_frame = true;
     } else if (m == 0xC4) {
       // Huffman tables: class/id, 16 code-length counts, then as many symbols.
-      // stb_image 2.27 neither bounds the symbol count by the 256 a table
-      // holds nor checks that the symbols fit the segment (found by
-      // fuzz_image: a heap write past the table), so both are checked here.
       std::size_t p = 0;
       while (p < body) {
         if (body - p < 17) fail(source, "corrupt JPEG: Huffman table header cut short" + at);
@@ -278,6 +294,7 @@ inline Header check_jpeg(std::span<const std::byte> b, std::string_view source) 
         if (symbols > 256)
           fail(source, "corrupt JPEG: Huffman table with " + std::to_string(symbols) + " symbols (at most 256)" + at);
         if (symbols > body - p - 17) fail(source, "corrupt JPEG: Huffman table runs past its segment" + at);
+        huffman[id >> 4][id & 15] = true;
         p += 17 + symbols;
       }
     } else if (m == 0xDB) {
@@ -288,19 +305,42 @@ inline Header check_jpeg(std::span<const std::byte> b, std::string_view source) 
         if (pq > 1 || tq > 3) fail(source, "corrupt JPEG: quantisation table precision/id " + hex(u8(seg[p])) + at);
         const std::size_t size = 1 + 64 * (pq + 1);
         if (size > body - p) fail(source, "corrupt JPEG: quantisation table runs past its segment" + at);
+        quant[tq] = true;
         p += size;
       }
     } else if (m == 0xDA) {
-      const unsigned components = body ? u8(seg[0]) : 0;
-      if (components < 1 || components > 4 || body != 4 + 2 * components)
+      if (!seen_frame) fail(source, "corrupt JPEG: a scan (SOS) before the frame header (SOF)");
+      const unsigned count = body ? u8(seg[0]) : 0;
+      if (count < 1 || count > 4 || body != 4 + 2 * count)
         fail(source, "corrupt JPEG: scan header of " + std::to_string(length) + " bytes for " +
-                         std::to_string(components) + " components" + at);
+                         std::to_string(count) + " components" + at);
+      const unsigned ss = u8(seg[1 + 2 * count]), ah = u8(seg[3 + 2 * count]) >> 4;
+      // Baseline scans decode DC and AC; progressive DC scans only DC (and a
+      // DC refinement nothing), progressive AC scans only AC.
+      const bool needs_dc = !progressive || (ss == 0 && ah == 0), needs_ac = !progressive || ss != 0;
+      for (unsigned c = 0; c < count; ++c) {
+        const unsigned id = u8(seg[1 + 2 * c]), td = u8(seg[2 + 2 * c]) >> 4, ta = u8(seg[2 + 2 * c]) & 15;
+        const auto frame_component = std::find_if(components.begin(), components.end(),
+                                                  [&](const Component& fc) { return fc.id == id; });
+        if (frame_component == components.end())
+          fail(source, "corrupt JPEG: the scan" + at + " uses component " + std::to_string(id) +
+                           ", which the frame does not have");
+        if (!quant[frame_component->table])
+          fail(source, "corrupt JPEG: component " + std::to_string(id) + " uses quantisation table " +
+                           std::to_string(frame_component->table) + ", which no DQT segment defined before the scan" +
+                           at);
+        if ((needs_dc && (td > 3 || !huffman[0][td])) || (needs_ac && (ta > 3 || !huffman[1][ta])))
+          fail(source, "corrupt JPEG: the scan" + at + " uses Huffman table " +
+                           (needs_dc && (td > 3 || !huffman[0][td]) ? "DC " + std::to_string(td)
+                                                                    : "AC " + std::to_string(ta)) +
+                           ", which no DHT segment defined before it (Motion-JPEG frames that rely on the "
+                           "standard tables are not supported)");
+      }
     } else if (m == 0xDD && body != 2) {
       fail(source, "corrupt JPEG: restart interval segment of " + std::to_string(length) + " bytes" + at);
     }
     pos += length;
-    if (m == 0xDA) {  // start of scan: skip its entropy-coded data
-      if (!seen_frame) fail(source, "corrupt JPEG: a scan (SOS) before the frame header (SOF)");
+    if (m == 0xDA) {  // skip the scan's entropy-coded data
       seen_scan = true;
       for (;;) {
         while (pos < n && u8(b[pos]) != 0xFF) ++pos;

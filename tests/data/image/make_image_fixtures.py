@@ -237,6 +237,25 @@ def make_bad():
     scan[sos + 4] = 5
     bad("jpeg_scan_5_components.jpg", bytes(scan), "corrupt JPEG: scan header of 12 bytes for 5 components")
     bad("png_in_jpg_name_truncated.jpg", png[:100], "truncated PNG")
+
+    def without_segments(data, marker):
+        """The JPEG with every segment of one marker type removed."""
+        out, i = bytearray(data[:2]), 2
+        while True:
+            m = data[i + 1]
+            length = struct.unpack(">H", data[i + 2:i + 4])[0]
+            if m != marker:
+                out += data[i:i + 2 + length]
+            i += 2 + length
+            if m == 0xDA:
+                return bytes(out + data[i:])
+    # Tables never defined: stb_image 2.27 would read its uninitialised
+    # tables (an out-of-bounds read found by fuzz_image).
+    bad("jpeg_no_huffman_tables.jpg", without_segments(jpg, 0xC4), "uses Huffman table DC 0, which no DHT segment defined")
+    bad("jpeg_no_quant_tables.jpg", without_segments(jpg, 0xDB), "uses quantisation table 0, which no DQT segment defined")
+    other = bytearray(jpg)
+    other[sos + 5] = 9
+    bad("jpeg_scan_unknown_component.jpg", bytes(other), "uses component 9, which the frame does not have")
     with open(os.path.join(d, "expected.txt"), "w") as f:
         f.write("# file\texpected substring of the LoadError (written by make_image_fixtures.py)\n")
         for name, exp in rows:
