@@ -166,6 +166,11 @@ void run_conv(const ConvSpec& c, const float* arena, const Layout& in, const Lay
   // across pairs). Only the visiting order changes, never the arithmetic.
   const bool pairs_outer = c.group_floats * static_cast<std::size_t>(c.groups) > static_cast<std::size_t>(in.item());
   const long tasks = static_cast<long>(items) * c.groups * out_h;
+  // Dynamic hand-out in coarse pieces (a pair's rows at a time when pairs
+  // are outermost, so that the prefetched next pair usually follows on the
+  // same core): a thread slowed by other work on its core does not hold the
+  // others up. Which thread runs a task never changes its arithmetic.
+  const long grain = pairs_outer ? out_h : std::max(1L, tasks / 16);
 
 #pragma omp parallel
   {
@@ -173,7 +178,7 @@ void run_conv(const ConvSpec& c, const float* arena, const Layout& in, const Lay
     for (long t = 0; t < static_cast<long>(items) * out_blocks; ++t)
       clear_border<Arch>(out, static_cast<std::size_t>(t / out_blocks), static_cast<std::size_t>(t % out_blocks));
 
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic, grain)
     for (long t = 0; t < tasks; ++t) {
       int n, g, oh;
       if (pairs_outer) {

@@ -26,11 +26,22 @@ struct Layout {
   int lanes = 1;
   int border = 0;
 
-  std::size_t blocks() const { return (c + static_cast<std::size_t>(lanes) - 1) / static_cast<std::size_t>(lanes); }
-  std::ptrdiff_t row() const { return static_cast<std::ptrdiff_t>(w + 2 * static_cast<std::size_t>(border)) * lanes; }
-  std::ptrdiff_t plane() const { return static_cast<std::ptrdiff_t>(h + 2 * static_cast<std::size_t>(border)) * row(); }
-  std::ptrdiff_t item() const { return static_cast<std::ptrdiff_t>(blocks()) * plane(); }
-  std::size_t floats() const { return n * static_cast<std::size_t>(item()); }
+  Layout() = default;
+  Layout(float* data_, std::size_t n_, std::size_t c_, std::size_t h_, std::size_t w_, int lanes_, int border_)
+      : data(data_), n(n_), c(c_), h(h_), w(w_), lanes(lanes_), border(border_) {
+    // Strides are cached: kernels address pixels in their inner loops.
+    const std::size_t l = static_cast<std::size_t>(lanes), b = static_cast<std::size_t>(border);
+    blocks_ = (c + l - 1) / l;
+    row_ = static_cast<std::ptrdiff_t>((w + 2 * b) * l);
+    plane_ = static_cast<std::ptrdiff_t>(h + 2 * b) * row_;
+    item_ = static_cast<std::ptrdiff_t>(blocks_) * plane_;
+  }
+
+  std::size_t blocks() const { return blocks_; }
+  std::ptrdiff_t row() const { return row_; }
+  std::ptrdiff_t plane() const { return plane_; }
+  std::ptrdiff_t item() const { return item_; }
+  std::size_t floats() const { return n * static_cast<std::size_t>(item_); }
   // True when the storage is exactly the NCHW tensor the caller expects.
   bool is_nchw() const { return lanes == 1 && border == 0; }
 
@@ -44,6 +55,10 @@ struct Layout {
     return at(i, ch / static_cast<std::size_t>(lanes), static_cast<std::ptrdiff_t>(y),
               static_cast<std::ptrdiff_t>(x))[ch % static_cast<std::size_t>(lanes)];
   }
+
+ private:
+  std::size_t blocks_ = 0;
+  std::ptrdiff_t row_ = 0, plane_ = 0, item_ = 0;
 };
 
 // Zeroes the border of block `cb` of item `i`, so that convolutions read

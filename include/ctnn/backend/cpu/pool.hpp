@@ -17,7 +17,7 @@ void run_max_pool(const Layout& in, const Layout& out, int kernel, int stride, i
   constexpr int B = V::width;
   const long planes = static_cast<long>(out.n * out.blocks());
   const long rows = planes * static_cast<long>(out.h);
-  const std::ptrdiff_t lanes = in.lanes;
+  const std::ptrdiff_t lanes = in.lanes, in_w = static_cast<std::ptrdiff_t>(in.w);
   const bool vector = in.lanes == B;
 #pragma omp parallel
   {
@@ -31,21 +31,26 @@ void run_max_pool(const Layout& in, const Layout& out, int kernel, int stride, i
       const std::ptrdiff_t y0 = static_cast<std::ptrdiff_t>(oy) * stride - padding;
       const std::ptrdiff_t ky0 = std::max<std::ptrdiff_t>(0, -y0);
       const std::ptrdiff_t ky1 = std::min<std::ptrdiff_t>(kernel, static_cast<std::ptrdiff_t>(in.h) - y0);
-      for (std::size_t ox = 0; ox < out.w; ++ox) {
+      const float* src = in.at(i, cb, 0, 0);  // interior pixel (0, 0) of this plane
+      float* dst = out.at(i, cb, static_cast<std::ptrdiff_t>(oy), 0);
+      for (std::size_t ox = 0; ox < out.w; ++ox, dst += lanes) {
         const std::ptrdiff_t x0 = static_cast<std::ptrdiff_t>(ox) * stride - padding;
         const std::ptrdiff_t kx0 = std::max<std::ptrdiff_t>(0, -x0);
-        const std::ptrdiff_t kx1 = std::min<std::ptrdiff_t>(kernel, static_cast<std::ptrdiff_t>(in.w) - x0);
-        float* dst = out.at(i, cb, static_cast<std::ptrdiff_t>(oy), static_cast<std::ptrdiff_t>(ox));
+        const std::ptrdiff_t kx1 = std::min<std::ptrdiff_t>(kernel, in_w - x0);
         if (vector) {
           auto m = V::set1(-std::numeric_limits<float>::infinity());
-          for (std::ptrdiff_t ky = ky0; ky < ky1; ++ky)
-            for (std::ptrdiff_t kx = kx0; kx < kx1; ++kx) m = V::max(m, V::load(in.at(i, cb, y0 + ky, x0 + kx)));
+          for (std::ptrdiff_t ky = ky0; ky < ky1; ++ky) {
+            const float* r = src + (y0 + ky) * in.row() + x0 * B;
+            for (std::ptrdiff_t kx = kx0; kx < kx1; ++kx) m = V::max(m, V::load(r + kx * B));
+          }
           V::store(dst, m);
         } else {
           for (std::ptrdiff_t l = 0; l < lanes; ++l) {
             float m = -std::numeric_limits<float>::infinity();
-            for (std::ptrdiff_t ky = ky0; ky < ky1; ++ky)
-              for (std::ptrdiff_t kx = kx0; kx < kx1; ++kx) m = std::max(m, in.at(i, cb, y0 + ky, x0 + kx)[l]);
+            for (std::ptrdiff_t ky = ky0; ky < ky1; ++ky) {
+              const float* r = src + (y0 + ky) * in.row() + x0 * lanes + l;
+              for (std::ptrdiff_t kx = kx0; kx < kx1; ++kx) m = std::max(m, r[kx * lanes]);
+            }
             dst[l] = m;
           }
         }

@@ -144,7 +144,7 @@ void run_winograd(const ConvSpec& c, const float* arena, const float* zeros, con
     for (long t = 0; t < static_cast<long>(out.n) * out_blocks; ++t)
       clear_border<Arch>(out, static_cast<std::size_t>(t / out_blocks), static_cast<std::size_t>(t % out_blocks));
 
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic)
     for (long ck = 0; ck < chunks; ++ck) {
       const long first = ck * chunk;
       const int count = static_cast<int>(std::min<long>(chunk, tiles - first));
