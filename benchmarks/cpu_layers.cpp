@@ -100,8 +100,10 @@ double time_layer(const Shape& sh, std::size_t batch, int runs, bool winograd, i
   flops = 2.0 * static_cast<double>(e[1].count()) * sh.cin * sh.k * sh.k;
   ctnn::AlignedBuffer scratch(std::max<std::size_t>(1, plan.winograd_scratch() * static_cast<std::size_t>(threads)));
   const auto once = [&] {
-    if (step.conv.winograd)
-      run_winograd<Arch>(step.conv, plan.arena(), plan.zeros(), in, out, nullptr, scratch.data(), threads);
+    if (step.conv.winograd == 2)
+      run_winograd<Arch, 2>(step.conv, plan.arena(), plan.zeros(), in, out, nullptr, scratch.data(), threads);
+    else if (step.conv.winograd == 4)
+      run_winograd<Arch, 4>(step.conv, plan.arena(), plan.zeros(), in, out, nullptr, scratch.data(), threads);
     else
       run_conv<Arch>(step.conv, plan.arena(), in, out, nullptr);
   };
@@ -146,11 +148,12 @@ int main(int argc, char** argv) {
                 threads, peak, "layer", "ms", "GFLOP/s", "% peak");
   for (const Shape& sh : shapes) {
     for (bool winograd : {false, true}) {
-      if (winograd && !winograd_applies<Arch>(sh.cin, sh.cout, sh.k, sh.s, sh.pad, block_width<Arch>)) continue;
+      const int tile = winograd_tile<Arch>(sh.cin, sh.cout, sh.k, sh.s, sh.pad, block_width<Arch>);
+      if (winograd && !tile) continue;
       double flops = 0;
       const double s = time_layer(sh, batch, runs, winograd, threads, flops);
       const double g = flops / s / 1e9;  // direct-convolution FLOPs per second ("effective" for Winograd)
-      const std::string name = std::string(sh.name) + (winograd ? " winograd" : "");
+      const std::string name = std::string(sh.name) + (winograd ? " winograd F" + std::to_string(tile) : "");
       if (json)
         std::printf("{\"layer\": \"%s\", \"batch\": %zu, \"threads\": %d, \"median_ms\": %.4f, \"gflops\": %.2f, "
                     "\"percent_of_peak\": %.2f}\n",

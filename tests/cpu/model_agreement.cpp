@@ -55,7 +55,9 @@ void agree(const CpuModel& cpu, const RefModel& ref, Extents in, unsigned seed =
   const Tensor want = Tensor::copy_of(ref.forward(x, rc));
   const ConstTensorView got = cpu.forward(x, cc);
   REQUIRE(got.shape == want.shape());
-  CHECK(relative_error(got, want) <= 1e-4);
+  const double err = relative_error(got, want);
+  MESSAGE("output error " << err);
+  CHECK(err <= 1e-4);
   const Tensor want_f = Tensor::copy_of(ref.features(x, rc));
   const ConstTensorView got_f = cpu.features(x, cc);
   REQUIRE(got_f.shape == want_f.shape());

@@ -73,13 +73,15 @@ TEST_CASE("cpu conv matches naive loops across kernels, strides, paddings and od
   }
 }
 
-TEST_CASE("cpu Winograd F(2x2,3x3) stays within 1e-5 of naive loops and of direct convolution") {
+// F(4x4, 3x3) loses a few bits to its larger transform coefficients: ~7e-6
+// relative to the largest output at 128 channels (direct: ~1e-6).
+TEST_CASE("cpu Winograd stays within 2e-5 of naive loops (direct: 1e-5)") {
   struct Case {
     int cin, cout;
     std::size_t n, h, w;
   };
-  for (const Case& c : {Case{64, 64, 2, 15, 17}, Case{128, 128, 1, 28, 28}, Case{16, 40, 3, 1, 1},
-                        Case{32, 24, 1, 2, 9}, Case{64, 128, 2, 7, 6}}) {
+  for (const Case& c : {Case{64, 64, 2, 15, 17}, Case{128, 128, 1, 28, 28}, Case{256, 256, 1, 14, 13},
+                        Case{16, 40, 3, 1, 1}, Case{32, 24, 1, 2, 9}, Case{64, 128, 2, 7, 6}}) {
     CAPTURE(c.cin);
     CAPTURE(c.h);
     CAPTURE(c.w);
@@ -99,7 +101,7 @@ TEST_CASE("cpu Winograd F(2x2,3x3) stays within 1e-5 of naive loops and of direc
     const double ew = relative_error(wino.run(input, cw, Stage::output), ref);
     const double ed = relative_error(direct.run(input, cd, Stage::output), ref);
     MESSAGE("winograd error " << ew << ", direct error " << ed);
-    CHECK(ew < 1e-5);
+    CHECK(ew < 2e-5);
     CHECK(ed < 1e-5);
   }
 }
@@ -150,6 +152,22 @@ TEST_CASE("cpu element-wise ops on the caller's input write a new value") {
   b.add(x, y);
   const Program p = b.finish(x, x);
   CHECK(check(p, b.params, {2, 3, 9, 8}) < 1e-5);
+}
+
+TEST_CASE("cpu converts between layouts for unusual op orders") {
+  // A convolution reading plain pooled features (with padding), a linear layer
+  // reading a blocked 1x1 value, and a linear layer feeding a convolution.
+  ProgramBuilder b(5);
+  const int x = b.conv(0, 5, 20, 3, 2, 1, true);
+  const int g = b.global_avg_pool(x);
+  const int c = b.conv(g, 20, 18, 3, 1, 1, true);
+  b.relu(c);
+  const int fc = b.linear(c, 18, 7);
+  const int c2 = b.conv(fc, 7, 3, 1, 1, 0, true);
+  b.softmax(c2);
+  const Program p = b.finish(g, c2);
+  CHECK(check(p, b.params, {2, 5, 9, 7}) < 1e-5);
+  CHECK(check(p, b.params, {2, 5, 9, 7}, Stage::features) < 1e-5);
 }
 
 TEST_CASE("cpu max pooling treats padding as -inf") {

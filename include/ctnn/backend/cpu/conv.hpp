@@ -23,7 +23,7 @@ struct ConvSpec {
   std::size_t weights = 0;       // offset of the packed weights in the executor's arena
   std::size_t bias = 0;          // offset of groups * 2 * B folded biases
   bool relu = false;
-  bool winograd = false;         // F(2x2, 3x3) instead of direct (winograd.hpp)
+  int winograd = 0;              // 2 or 4: F(MxM, 3x3) instead of direct (winograd.hpp)
 };
 
 template <class Arch>

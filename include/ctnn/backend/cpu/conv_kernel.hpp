@@ -46,10 +46,15 @@ struct ConvTileArgs {
 };
 
 namespace detail {
+// Calls f(integral_constant<int, I>) for I = 0 .. N-1: a guaranteed unroll,
+// so that register-tile arrays indexed by I become registers.
+template <class F, int... I>
+[[gnu::always_inline]] inline void unroll_each(F& f, std::integer_sequence<int, I...>) {
+  (f(std::integral_constant<int, I>{}), ...);
+}
 template <int N, class F>
-inline __attribute__((always_inline)) void unroll(F&& f) {
-  [&]<int... I>(std::integer_sequence<int, I...>) { (f(std::integral_constant<int, I>{}), ...); }
-  (std::make_integer_sequence<int, N>{});
+[[gnu::always_inline]] inline void unroll(F&& f) {
+  unroll_each(f, std::make_integer_sequence<int, N>{});
 }
 }  // namespace detail
 
@@ -60,9 +65,12 @@ inline __attribute__((always_inline)) void unroll(F&& f) {
 // when the pair's second block is only padding of an odd block count. Only
 // the first `valid` pixels are stored (rows narrower than P).
 // S and L are compile-time stride and lanes; 0 means "read from args".
+// `flatten` inlines every helper and lambda into the kernel: one call left
+// out of line (the compiler's choice, which varies with the translation
+// unit) would send the accumulators through memory and cost 5x.
 template <class Arch, int P, int S, int L>
-void conv_tile(const ConvTileArgs& a, const float* in, float* out0, float* out1, const float* res0,
-               const float* res1, int valid) noexcept {
+[[gnu::flatten]] void conv_tile(const ConvTileArgs& a, const float* in, float* out0, float* out1, const float* res0,
+                                const float* res1, int valid) noexcept {
   using V = simd<Arch>;
   using vec = typename V::vec;
   constexpr int B = V::width;

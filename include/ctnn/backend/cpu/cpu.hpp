@@ -152,7 +152,8 @@ struct Backend {
       std::string name = kinds[static_cast<int>(s.kind)];
       if (s.kind != StepKind::input) name += " " + plan_.program().ops[s.op].name;
       if (s.kind == StepKind::conv) {
-        if (s.conv.winograd) name += " (winograd)";
+        if (s.conv.winograd) name += " (winograd F(" + std::to_string(s.conv.winograd) + "x" +
+                                     std::to_string(s.conv.winograd) + ",3x3))";
         if (s.res >= 0) name += " + add";
         if (s.conv.relu) name += " + relu";
       }
@@ -266,9 +267,12 @@ struct Backend {
           break;
         }
         case StepKind::conv:
-          if (s.conv.winograd)
-            run_winograd<Arch>(s.conv, arena, plan_.zeros(), L(s.in), L(s.out), s.res >= 0 ? &L(s.res) : nullptr,
-                               ctx.memory_.data() + ctx.winograd_offset_, std::min(max_threads(), ctx.threads_));
+          if (s.conv.winograd == 2)
+            run_winograd<Arch, 2>(s.conv, arena, plan_.zeros(), L(s.in), L(s.out), s.res >= 0 ? &L(s.res) : nullptr,
+                                  ctx.memory_.data() + ctx.winograd_offset_, std::min(max_threads(), ctx.threads_));
+          else if (s.conv.winograd == 4)
+            run_winograd<Arch, 4>(s.conv, arena, plan_.zeros(), L(s.in), L(s.out), s.res >= 0 ? &L(s.res) : nullptr,
+                                  ctx.memory_.data() + ctx.winograd_offset_, std::min(max_threads(), ctx.threads_));
           else
             run_conv<Arch>(s.conv, arena, L(s.in), L(s.out), s.res >= 0 ? &L(s.res) : nullptr);
           break;

@@ -54,8 +54,8 @@ struct ValueInfo {
 
 // Choices a caller may make when building an executor.
 struct Options {
-  // Winograd F(2x2, 3x3) for the 3x3 stride-1 convolutions it suits; off
-  // means direct convolution everywhere (bit-for-bit the direct kernels).
+  // Winograd for the 3x3 stride-1 convolutions it suits (winograd.hpp);
+  // off means direct convolution everywhere.
   bool winograd = true;
 };
 
@@ -184,8 +184,9 @@ class Plan {
           s.conv.stride = op.stride;
           s.conv.padding = op.padding;
           s.conv.in_lanes = info(op.input).lanes;
-          s.conv.winograd = options_.winograd && winograd_applies<Arch>(op.in_channels, op.out_channels, op.kernel,
-                                                                         op.stride, op.padding, s.conv.in_lanes);
+          s.conv.winograd = options_.winograd ? winograd_tile<Arch>(op.in_channels, op.out_channels, op.kernel,
+                                                                     op.stride, op.padding, s.conv.in_lanes)
+                                              : 0;
           info(op.output).channels = static_cast<std::size_t>(op.out_channels);
           info(op.output).lanes = B;
           // Epilogue fusion: conv -> [bn] -> [add] -> [relu], all in place on
@@ -274,15 +275,20 @@ class Plan {
       throw std::invalid_argument("ctnn cpu backend: malformed program (features or output value is never computed)");
 
     // A value's border is the widest padding of the convolutions that read
-    // it (Winograd's 4x4 input tiles overhang odd sizes by one more).
+    // it (Winograd's input tiles overhang sizes that are not a multiple of
+    // the tile by up to M).
     for (const Step& s : steps_)
       if (s.kind == StepKind::conv) {
+        const ConvSpec& c = s.conv;
         ValueInfo& v = info(s.in);
-        v.border = std::max(v.border, s.conv.winograd ? 2 : s.conv.padding);
-        v.slack = std::max(v.slack, conv_read_slack<Arch>(s.conv.stride, v.lanes, s.conv.kernel));
-        if (s.conv.winograd)
-          winograd_scratch_ = std::max(winograd_scratch_,
-                                       winograd_scratch_floats<Arch>(s.conv.in_channels, s.conv.out_channels));
+        v.border = std::max(v.border, c.winograd ? c.winograd : c.padding);
+        v.slack = std::max(v.slack, conv_read_slack<Arch>(c.stride, v.lanes, c.kernel));
+        if (c.winograd == 2)
+          winograd_scratch_ =
+              std::max(winograd_scratch_, winograd_scratch_floats<Arch, 2>(c.in_channels, c.out_channels));
+        if (c.winograd == 4)
+          winograd_scratch_ =
+              std::max(winograd_scratch_, winograd_scratch_floats<Arch, 4>(c.in_channels, c.out_channels));
       }
   }
 
@@ -338,7 +344,7 @@ class Plan {
         c.groups = static_cast<int>((out_blocks + 1) / 2);
         c.group_floats = packed_conv_floats<Arch>(c.in_channels, c.out_channels, c.kernel, c.in_lanes) /
                          static_cast<std::size_t>(c.groups);
-        c.weights = reserve(c.winograd ? winograd_positions * packed_conv_floats<Arch>(c.in_channels, c.out_channels, 1, B)
+        c.weights = reserve(c.winograd ? winograd_weight_floats<Arch>(c.winograd, c.in_channels, c.out_channels)
                                        : c.group_floats * static_cast<std::size_t>(c.groups));
         c.bias = reserve(static_cast<std::size_t>(c.groups) * 2 * B);
       } else if (s.kind == StepKind::linear) {
@@ -363,9 +369,12 @@ class Plan {
         if (bn_op[k] != no_param) bn_coefficients(ops[bn_op[k]], params, scale, shift);
         for (std::size_t o = 0; o < cout; ++o)
           if (op.bias != no_param) shift[o] += scale[o] * static_cast<double>(params[op.bias + o]);
-        if (s.conv.winograd)
-          pack_winograd_weights<Arch>(params.data() + op.weight, scale, s.conv.in_channels, s.conv.out_channels,
-                                      a + s.conv.weights);
+        if (s.conv.winograd == 2)
+          pack_winograd_weights<Arch, 2>(params.data() + op.weight, scale, s.conv.in_channels, s.conv.out_channels,
+                                         a + s.conv.weights);
+        else if (s.conv.winograd == 4)
+          pack_winograd_weights<Arch, 4>(params.data() + op.weight, scale, s.conv.in_channels, s.conv.out_channels,
+                                         a + s.conv.weights);
         else
           pack_conv_weights<Arch>(params.data() + op.weight, scale, s.conv.in_channels, s.conv.out_channels,
                                   s.conv.kernel, s.conv.in_lanes, a + s.conv.weights);

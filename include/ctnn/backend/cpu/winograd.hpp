@@ -1,20 +1,24 @@
-// Winograd F(2x2, 3x3) for stride-1, padding-1 3x3 convolutions on the
-// blocked layout (Lavin & Gray 2016): each 2x2 output tile is computed from a
-// 4x4 input tile with 16 multiplies per channel pair instead of 36, i.e.
-// 2.25x fewer FMAs. Its transforms use only 0, +-1 and 1/2, so fp32 error
-// stays within a small factor of direct convolution's (the tests bound it).
+// Winograd convolution F(MxM, 3x3), M = 2 or 4, for stride-1, padding-1 3x3
+// convolutions on the blocked layout (Lavin & Gray 2016): each MxM output
+// tile comes from an (M+2)x(M+2) input tile with (M+2)^2 multiplies per
+// channel pair instead of 9 M^2: 2.25x fewer FMAs for F(2x2), 4x for F(4x4).
 //
 // The work is split into chunks of tiles. A chunk's input transform V
-// ([16 positions][in blocks][tiles][B]) and products M ([16][out blocks]
-// [tiles][B]) stay in the thread's L2-sized scratch; the 16 products are the
+// ([positions][in blocks][tiles][B]) and products M ([positions][out blocks]
+// [tiles][B]) stay in the thread's L2-sized scratch; the products are the
 // direct-convolution register tile with a 1x1 kernel over "pixels" that are
 // tiles; the output transform applies the fused epilogue (bias with BatchNorm
 // folded in, residual, ReLU). Each output is computed by one chunk in a fixed
 // order, so results do not depend on the thread count or on the chunk size.
+//
+// Accuracy: F(2x2) transforms use 0, +-1, 1/2; F(4x4) uses points 0, +-1, +-2,
+// whose larger coefficients cost a few bits (see winograd_tile). Both are
+// measured against a double-precision oracle in the tests.
 #pragma once
 
 #include <algorithm>
 #include <cstddef>
+#include <span>
 
 #include "ctnn/backend/cpu/conv.hpp"
 #include "ctnn/backend/cpu/conv_kernel.hpp"
@@ -27,97 +31,155 @@
 
 namespace ctnn::backend::cpu {
 
-inline constexpr int winograd_positions = 16;  // (2 + 3 - 1)^2
-
-// Whether a convolution takes the Winograd path: 3x3, stride 1, padding 1,
-// on the blocked layout, up to 256 x 256 channels. Measured on AVX-512 it is
-// 1.5-1.8x faster than direct there; at 512 x 512 the 16 transformed weight
-// matrices (16 MB) are read per chunk and a 7x7 image wastes a third of its
-// 2x2 tiles, so it loses to direct convolution.
+// Which Winograd variant a convolution takes (0: direct). Only 3x3, stride
+// 1, padding 1 on the blocked layout. Measured on AVX-512, one thread, batch
+// 1, against direct convolution (0.89 ms for each of these ResNet shapes):
+//   64 x 64 @56:   F(4x4) 0.31 ms
+//   128 x 128 @28: F(4x4) 0.34 ms, F(2x2) 0.46 ms
+//   256 x 256 @14: F(4x4) 0.56 ms, F(2x2) 0.58 ms
+//   512 x 512 @7:  F(2x2) 1.37 ms (slower: 16 MB of transformed weights read
+//                  per chunk, and a 7x7 image wastes a third of its tiles)
+// F(4x4)'s error grows with the channel count (single layer, relative to
+// the largest output: 4e-6 at 64, 7e-6 at 128, 1e-5 at 256 channels, against
+// 4e-7 .. 2e-6 for direct), so at 256 channels, where it is barely faster,
+// F(2x2) (3e-7) is used.
 template <class Arch>
-constexpr bool winograd_applies(int in_channels, int out_channels, int kernel, int stride, int padding,
-                                int in_lanes) {
+constexpr int winograd_tile(int in_channels, int out_channels, int kernel, int stride, int padding, int in_lanes) {
   constexpr int B = block_width<Arch>;
-  return B >= 8 && kernel == 3 && stride == 1 && padding == 1 && in_lanes == B &&
-         static_cast<long>(in_channels) * out_channels <= 256L * 256L;
+  if (B < 8 || kernel != 3 || stride != 1 || padding != 1 || in_lanes != B) return 0;
+  const long pairs = static_cast<long>(in_channels) * out_channels;
+  return pairs <= 128L * 128L ? 4 : pairs <= 256L * 256L ? 2 : 0;
 }
+
+template <int M>
+inline constexpr int winograd_positions = (M + 2) * (M + 2);
 
 // Tiles per chunk: a multiple of the register tile, with the chunk's V and M
 // within ~256 KB.
-template <class Arch>
+template <class Arch, int M>
 constexpr int winograd_max_chunk(int in_channels, int out_channels) {
   constexpr int P = conv_max_pixels<Arch>;
-  const int by_cache = 4096 / std::max(1, in_channels + out_channels);
+  const int by_cache = 65536 / (winograd_positions<M> * std::max(1, in_channels + out_channels));
   return std::max(P, by_cache / P * P);
 }
 
-template <class Arch>
+template <class Arch, int M>
 constexpr std::size_t winograd_scratch_floats(int in_channels, int out_channels) {
   constexpr std::size_t B = static_cast<std::size_t>(block_width<Arch>);
   const std::size_t cin = (static_cast<std::size_t>(in_channels) + B - 1) / B * B;
   const std::size_t cout = (static_cast<std::size_t>(out_channels) + 2 * B - 1) / (2 * B) * (2 * B);
-  const std::size_t chunk = static_cast<std::size_t>(winograd_max_chunk<Arch>(in_channels, out_channels));
+  const std::size_t chunk = static_cast<std::size_t>(winograd_max_chunk<Arch, M>(in_channels, out_channels));
   // + one register tile of slack: the last, partial tile of a chunk reads past its end.
-  return aligned_floats(winograd_positions * (cin + cout) * chunk + conv_max_pixels<Arch> * B);
+  return aligned_floats(winograd_positions<M> * (cin + cout) * chunk + conv_max_pixels<Arch> * B);
+}
+
+template <class Arch>
+constexpr std::size_t winograd_weight_floats(int tile, int in_channels, int out_channels) {
+  const std::size_t positions = static_cast<std::size_t>((tile + 2) * (tile + 2));
+  return positions * packed_conv_floats<Arch>(in_channels, out_channels, 1, block_width<Arch>);
 }
 
 // U = G g G^T for every (out, in) pair, from weights scaled by the folded
 // BatchNorm, in double and rounded once; laid out per position like a 1x1
 // convolution's packed weights.
-template <class Arch>
+template <class Arch, int M>
 void pack_winograd_weights(const float* w, std::span<const double> scale, int in_channels, int out_channels,
                            float* dst) {
   constexpr int B = block_width<Arch>;
+  constexpr int T = M + 2;
+  // G for interpolation points 0, 1, -1 (M = 2) and 0, +-1, +-2 (M = 4), and infinity.
+  static constexpr double g2[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
+  static constexpr double g4[6][3] = {{1.0 / 4, 0, 0},
+                                      {-1.0 / 6, -1.0 / 6, -1.0 / 6},
+                                      {-1.0 / 6, 1.0 / 6, -1.0 / 6},
+                                      {1.0 / 24, 1.0 / 12, 1.0 / 6},
+                                      {1.0 / 24, -1.0 / 12, 1.0 / 6},
+                                      {0, 0, 1}};
+  const auto G = [&](int r, int c) { return M == 2 ? g2[r][c] : g4[r][c]; };
   const std::size_t per_position = packed_conv_floats<Arch>(in_channels, out_channels, 1, B);
   const int in_blocks = (in_channels + B - 1) / B;
-  std::fill(dst, dst + winograd_positions * per_position, 0.0f);
+  std::fill(dst, dst + winograd_positions<M> * per_position, 0.0f);
   for (int o = 0; o < out_channels; ++o)
     for (int i = 0; i < in_channels; ++i) {
-      double g[3][3], t[4][3], u[4][4];
+      double g[3][3], t[T][3];
       for (int r = 0; r < 3; ++r)
         for (int s = 0; s < 3; ++s)
           g[r][s] = static_cast<double>(w[((static_cast<std::size_t>(o) * in_channels + i) * 3 + r) * 3 + s]) *
                     scale[static_cast<std::size_t>(o)];
-      for (int s = 0; s < 3; ++s) {  // G g
-        t[0][s] = g[0][s];
-        t[1][s] = 0.5 * (g[0][s] + g[1][s] + g[2][s]);
-        t[2][s] = 0.5 * (g[0][s] - g[1][s] + g[2][s]);
-        t[3][s] = g[2][s];
-      }
-      for (int r = 0; r < 4; ++r) {  // (G g) G^T
-        u[r][0] = t[r][0];
-        u[r][1] = 0.5 * (t[r][0] + t[r][1] + t[r][2]);
-        u[r][2] = 0.5 * (t[r][0] - t[r][1] + t[r][2]);
-        u[r][3] = t[r][2];
-      }
-      const int g2 = o / (2 * B), r2 = o / B % 2, b = o % B, ib = i / B, l = i % B;
+      for (int r = 0; r < T; ++r)  // G g
+        for (int s = 0; s < 3; ++s) t[r][s] = G(r, 0) * g[0][s] + G(r, 1) * g[1][s] + G(r, 2) * g[2][s];
+      const int pair = o / (2 * B), half = o / B % 2, b = o % B, ib = i / B, l = i % B;
       const std::size_t at =
-          ((static_cast<std::size_t>(g2) * in_blocks + ib) * B + l) * 2 * B + static_cast<std::size_t>(r2 * B + b);
-      for (int x = 0; x < winograd_positions; ++x)
-        dst[static_cast<std::size_t>(x) * per_position + at] = static_cast<float>(u[x / 4][x % 4]);
+          ((static_cast<std::size_t>(pair) * in_blocks + ib) * B + l) * 2 * B + static_cast<std::size_t>(half * B + b);
+      for (int r = 0; r < T; ++r)  // (G g) G^T
+        for (int s = 0; s < T; ++s)
+          dst[static_cast<std::size_t>(r * T + s) * per_position + at] =
+              static_cast<float>(t[r][0] * G(s, 0) + t[r][1] * G(s, 1) + t[r][2] * G(s, 2));
     }
 }
 
-// `scratch` holds `threads` blocks of winograd_scratch_floats; `zeros` is
-// 2 * B zero floats (the products carry no bias; the epilogue adds it).
-template <class Arch>
+namespace detail {
+
+// One-dimensional B^T d over T = M + 2 values.
+template <class V, int M>
+[[gnu::always_inline]] inline void winograd_in_1d(const typename V::vec (&d)[M + 2], typename V::vec (&v)[M + 2]) {
+  if constexpr (M == 2) {
+    v[0] = d[0] - d[2];
+    v[1] = d[1] + d[2];
+    v[2] = d[2] - d[1];
+    v[3] = d[1] - d[3];
+  } else {
+    const auto four = V::set1(4.0f), five = V::set1(5.0f), two = V::set1(2.0f);
+    const auto t1 = V::fma(V::set1(-4.0f), d[2], d[4]), t2 = V::fma(V::set1(-4.0f), d[1], d[3]);
+    const auto t3 = d[4] - d[2], t4 = two * (d[3] - d[1]);
+    v[0] = V::fma(four, d[0], d[4]) - five * d[2];
+    v[1] = t1 + t2;
+    v[2] = t1 - t2;
+    v[3] = t3 + t4;
+    v[4] = t3 - t4;
+    v[5] = V::fma(four, d[1], d[5]) - five * d[3];
+  }
+}
+
+// One-dimensional A^T m: M + 2 values to M.
+template <class V, int M>
+[[gnu::always_inline]] inline void winograd_out_1d(const typename V::vec (&m)[M + 2], typename V::vec (&y)[M]) {
+  if constexpr (M == 2) {
+    y[0] = m[0] + m[1] + m[2];
+    y[1] = m[1] - m[2] - m[3];
+  } else {
+    const auto a = m[1] + m[2], b = m[1] - m[2], c = m[3] + m[4], d = m[3] - m[4];
+    y[0] = m[0] + a + c;
+    y[1] = V::fma(V::set1(2.0f), d, b);
+    y[2] = V::fma(V::set1(4.0f), c, a);
+    y[3] = V::fma(V::set1(8.0f), d, b) + m[5];
+  }
+}
+
+}  // namespace detail
+
+// `scratch` holds `threads` blocks of winograd_scratch_floats<Arch, M>;
+// `zeros` is 2 * B zero floats (the products carry no bias).
+template <class Arch, int M>
 void run_winograd(const ConvSpec& c, const float* arena, const float* zeros, const Layout& in, const Layout& out,
                   const Layout* res, float* scratch, int threads) {
   using V = simd<Arch>;
   using vec = typename V::vec;
   constexpr int B = V::width;
   constexpr int P = conv_max_pixels<Arch>;
+  constexpr int T = M + 2;
+  constexpr int positions = winograd_positions<M>;
   const int in_blocks = static_cast<int>(in.blocks()), out_blocks = static_cast<int>(out.blocks());
   const int out_h = static_cast<int>(out.h), out_w = static_cast<int>(out.w);
-  const int tiles_h = (out_h + 1) / 2, tiles_w = (out_w + 1) / 2;
+  const int tiles_h = (out_h + M - 1) / M, tiles_w = (out_w + M - 1) / M;
   const long tiles = static_cast<long>(out.n) * tiles_h * tiles_w;
   const std::size_t per_position = packed_conv_floats<Arch>(c.in_channels, c.out_channels, 1, B);
   const std::size_t group_floats = per_position / static_cast<std::size_t>(c.groups);
-  const std::size_t scratch_floats = winograd_scratch_floats<Arch>(c.in_channels, c.out_channels);
+  const std::size_t scratch_floats = winograd_scratch_floats<Arch, M>(c.in_channels, c.out_channels);
   const int pair_blocks = 2 * c.groups;  // M has whole pairs of blocks
 
   // Enough chunks to keep every thread busy, each at most the cache-sized maximum.
-  const int max_chunk = winograd_max_chunk<Arch>(c.in_channels, c.out_channels);
+  const int max_chunk = winograd_max_chunk<Arch, M>(c.in_channels, c.out_channels);
   const long wanted = std::max<long>(1, tiles / (4L * threads));
   const int chunk = static_cast<int>(std::min<long>(max_chunk, std::max<long>(P, (wanted + P - 1) / P * P)));
   const long chunks = (tiles + chunk - 1) / chunk;
@@ -129,6 +191,8 @@ void run_winograd(const ConvSpec& c, const float* arena, const float* zeros, con
   gemm.in_blocks = in_blocks;
   gemm.kernel = 1;
   const std::ptrdiff_t row = in.row();
+  const std::size_t v_step = static_cast<std::size_t>(in_blocks) * chunk * B;     // floats between V positions
+  const std::size_t m_step = static_cast<std::size_t>(pair_blocks) * chunk * B;   // floats between M positions
 
 #pragma omp parallel num_threads(threads)
   {
@@ -138,7 +202,7 @@ void run_winograd(const ConvSpec& c, const float* arena, const float* zeros, con
     const int tid = 0;
 #endif
     float* vbuf = scratch + static_cast<std::size_t>(tid) * scratch_floats;
-    float* mbuf = vbuf + static_cast<std::size_t>(winograd_positions) * in_blocks * chunk * B;
+    float* mbuf = vbuf + positions * v_step;
 
 #pragma omp for schedule(static) nowait
     for (long t = 0; t < static_cast<long>(out.n) * out_blocks; ++t)
@@ -162,31 +226,27 @@ void run_winograd(const ConvSpec& c, const float* arena, const float* zeros, con
           std::size_t n;
           int ty, tx;
           tile_at(k, n, ty, tx);
-          const float* d = in.at(n, static_cast<std::size_t>(ib), 2 * ty - 1, 2 * tx - 1);
-          vec u[4][4];
-          for (int s = 0; s < 4; ++s) {
-            const vec d0 = V::load(d + s * B), d1 = V::load(d + row + s * B), d2 = V::load(d + 2 * row + s * B),
-                      d3 = V::load(d + 3 * row + s * B);
-            u[0][s] = d0 - d2;
-            u[1][s] = d1 + d2;
-            u[2][s] = d2 - d1;
-            u[3][s] = d1 - d3;
+          const float* d = in.at(n, static_cast<std::size_t>(ib), M * ty - 1, M * tx - 1);
+          vec u[T][T];  // u[r][s] = (B^T d)[r][s]
+          for (int s = 0; s < T; ++s) {
+            vec col[T], tcol[T];
+            for (int r = 0; r < T; ++r) col[r] = V::load(d + r * row + s * B);
+            detail::winograd_in_1d<V, M>(col, tcol);
+            for (int r = 0; r < T; ++r) u[r][s] = tcol[r];
           }
           float* v = vbuf + (static_cast<std::size_t>(ib) * chunk + static_cast<std::size_t>(k)) * B;
-          const std::size_t step = static_cast<std::size_t>(in_blocks) * chunk * B;
-          for (int r = 0; r < 4; ++r) {
-            V::store(v + (4 * r + 0) * step, u[r][0] - u[r][2]);
-            V::store(v + (4 * r + 1) * step, u[r][1] + u[r][2]);
-            V::store(v + (4 * r + 2) * step, u[r][2] - u[r][1]);
-            V::store(v + (4 * r + 3) * step, u[r][1] - u[r][3]);
+          for (int r = 0; r < T; ++r) {
+            vec rowv[T];
+            detail::winograd_in_1d<V, M>(u[r], rowv);
+            for (int s = 0; s < T; ++s) V::store(v + static_cast<std::size_t>(r * T + s) * v_step, rowv[s]);
           }
         }
 
-      // The 16 products: M[x] = U[x] V[x], a 1x1 convolution over tiles.
+      // The products: M[x] = U[x] V[x], a 1x1 convolution over tiles.
       const detail::conv_tile_fn tile_fn = &conv_tile<Arch, P, 1, B>;
-      for (int x = 0; x < winograd_positions; ++x) {
-        const float* vx = vbuf + static_cast<std::size_t>(x) * in_blocks * chunk * B;
-        float* mx = mbuf + static_cast<std::size_t>(x) * pair_blocks * chunk * B;
+      for (int x = 0; x < positions; ++x) {
+        const float* vx = vbuf + static_cast<std::size_t>(x) * v_step;
+        float* mx = mbuf + static_cast<std::size_t>(x) * m_step;
         for (int g = 0; g < c.groups; ++g) {
           ConvTileArgs a = gemm;
           a.weights = arena + c.weights + static_cast<std::size_t>(x) * per_position +
@@ -207,20 +267,20 @@ void run_winograd(const ConvSpec& c, const float* arena, const float* zeros, con
           int ty, tx;
           tile_at(k, n, ty, tx);
           const float* m = mbuf + (static_cast<std::size_t>(ob) * chunk + static_cast<std::size_t>(k)) * B;
-          const std::size_t step = static_cast<std::size_t>(pair_blocks) * chunk * B;
-          vec s[2][4];
-          for (int j = 0; j < 4; ++j) {
-            const vec m0 = V::load(m + (0 + j) * step), m1 = V::load(m + (4 + j) * step),
-                      m2 = V::load(m + (8 + j) * step), m3 = V::load(m + (12 + j) * step);
-            s[0][j] = m0 + m1 + m2;
-            s[1][j] = m1 - m2 - m3;
+          vec s[M][T];  // s = A^T M, column by column
+          for (int j = 0; j < T; ++j) {
+            vec col[T], ycol[M];
+            for (int r = 0; r < T; ++r) col[r] = V::load(m + static_cast<std::size_t>(r * T + j) * m_step);
+            detail::winograd_out_1d<V, M>(col, ycol);
+            for (int i = 0; i < M; ++i) s[i][j] = ycol[i];
           }
-          for (int i = 0; i < 2; ++i) {
-            const int oy = 2 * ty + i;
+          for (int i = 0; i < M; ++i) {
+            const int oy = M * ty + i;
             if (oy >= out_h) break;
-            const vec y[2] = {s[i][0] + s[i][1] + s[i][2], s[i][1] - s[i][2] - s[i][3]};
-            for (int j = 0; j < 2; ++j) {
-              const int ox = 2 * tx + j;
+            vec y[M];
+            detail::winograd_out_1d<V, M>(s[i], y);
+            for (int j = 0; j < M; ++j) {
+              const int ox = M * tx + j;
               if (ox >= out_w) break;
               vec v = y[j] + bias;
               if (res) v = v + V::load(res->at(n, static_cast<std::size_t>(ob), oy, ox));
