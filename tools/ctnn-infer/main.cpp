@@ -49,11 +49,14 @@ ctnn::Tensor load_npy_input(const std::string& path) {
   return t;
 }
 
+// Each image is resized and cropped as soon as it is decoded, so that only
+// crops, not whole photographs, are held at once.
 ctnn::Tensor load_images(const Options& o) {
-  std::vector<ctnn::io::RgbImage> images;
-  images.reserve(o.images.size());
-  for (const std::string& f : o.images) images.push_back(ctnn::io::read_image(f));
-  return ctnn::io::preprocess(images, {o.resize, o.crop, ctnn::io::imagenet_normalization});
+  std::vector<ctnn::io::RgbImage> crops;
+  crops.reserve(o.images.size());
+  const ctnn::io::ImageTransform transform{o.resize, o.crop, ctnn::io::imagenet_normalization};
+  for (const std::string& f : o.images) crops.push_back(ctnn::io::transform_pixels(ctnn::io::read_image(f), transform));
+  return ctnn::io::preprocess(crops, {0, 0, ctnn::io::imagenet_normalization});
 }
 
 std::vector<std::string> load_labels(const std::string& path) {

@@ -34,11 +34,12 @@ Result run_network(const Request& req, ctnn::ConstTensorView input) {
   const auto ms = [](clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); };
 
   const auto t0 = clock::now();
+  // Zeros, not a random initialisation: the strict load overwrites every tensor.
   std::unique_ptr<Model> model;
   if constexpr (Model::dynamic_classes)
-    model = std::make_unique<Model>(req.classes.value_or(1));
+    model = std::make_unique<Model>(req.classes.value_or(1), ctnn::Init::zeros);
   else
-    model = std::make_unique<Model>();
+    model = std::make_unique<Model>(ctnn::Init::zeros);
   const ctnn::LoadReport report = model->load(req.weights, ctnn::Load::strict);
   // A run-time-width head takes its width from the checkpoint; a width given
   // on the command line is a claim about the checkpoint, checked here.
