@@ -106,6 +106,30 @@ TEST_CASE("cpu Winograd stays within 2e-5 of naive loops (direct: 1e-5)") {
   }
 }
 
+TEST_CASE("cpu every small image size goes through the tile edges correctly") {
+  // 3x3 stride 1 (Winograd on wide vectors), stride 2 and a 1x1 downsample
+  // with a fused residual, for every height and width from 1 to 11.
+  ProgramBuilder b(16, 5);
+  const int x = b.conv(0, 16, 32, 3, 1, 1);
+  b.bn(x, 32);
+  b.relu(x);
+  const int y = b.conv(x, 32, 32, 3, 2, 1);
+  const int d = b.conv(x, 32, 32, 1, 2, 0);
+  b.add(y, d);
+  b.relu(y);
+  const Program p = b.finish(y, y);
+  backend::Cpu::Executor ex(p, b.params);
+  auto ctx = ex.make_context({1, 11, 11});
+  for (std::size_t h = 1; h <= 11; ++h)
+    for (std::size_t w = 1; w <= 11; ++w) {
+      CAPTURE(h);
+      CAPTURE(w);
+      const Tensor in = random_input({1, 16, h, w}, static_cast<unsigned>(h * 16 + w));
+      const Tensor ref = naive_run(p, b.params, in, p.ops.size(), y);
+      CHECK(relative_error(ex.run(in, ctx, Stage::output), ref) < 2e-5);
+    }
+}
+
 TEST_CASE("cpu fuses conv + batch norm + residual add + relu") {
   for (std::size_t size : {5, 23}) {
     ProgramBuilder b(16);
