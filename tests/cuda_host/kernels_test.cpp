@@ -81,13 +81,16 @@ int configs_run[3] = {0, 0, 0};
 int splits_run = 0;
 
 void check_run(const ProgramBuilder& b, Extents in, Stage stage, bool tf32, int sm_count, double tol,
-               const char* what) {
+               const char* what, bool legacy_tiles = false) {
   const Plan plan = build_plan(b.p, b.params);
   const std::vector<float> x = random_input(in, 7u + static_cast<unsigned>(in.h));
   Extents want_shape;
   const std::vector<double> want = ctnn::test::naive_run(b.p, b.params, x, in, stage, &want_shape);
-  const sim::SimResult got = sim::run_plan(plan, b.p, x, in, stage, tf32, sm_count);
+  const sim::SimResult got = sim::run_plan(plan, b.p, x, in, stage, tf32, sm_count, legacy_tiles);
   CHECK(got.shape == want_shape);
+  CHECK_MESSAGE(got.inexact_tf32 == 0, what << ": a TF32 fragment load without conversion met an unrounded value");
+  CHECK(got.tuned_launches + got.legacy_launches == got.conv_launches);
+  CHECK((legacy_tiles ? got.tuned_launches : got.legacy_launches) == 0);
   const Diff d = compare(got.data, want);
   std::printf("  %-40s %s sm=%-3d %s: max |diff| %.3g, max |ref| %.3g, relative %.3g "
               "(convs: %d 128x128, %d 128x64, %d 64x64, %d split-K)\n",
@@ -125,6 +128,32 @@ TEST_CASE("simulated kernels: TF32 tensor-core path within its tolerance") {
   const auto b = mini_resnet(Head::linear10);
   check_run(b, {2, 3, 37, 45}, Stage::output, true, 1, 5e-3, "tf32 128x64 tiles");
   check_run(b, {1, 3, 33, 29}, Stage::output, true, 132, 5e-3, "tf32 small tiles + split-K");
+}
+
+TEST_CASE("simulated kernels: the legacy kernel family (CTNN_CUDA_LEGACY_TILES) still matches the oracle") {
+  const auto b = mini_resnet(Head::linear10);
+  check_run(b, {2, 3, 37, 45}, Stage::output, true, 1, 5e-3, "legacy tf32 128x64 tiles", true);
+  check_run(b, {1, 3, 33, 29}, Stage::output, true, 132, 5e-3, "legacy tf32 small tiles + split-K", true);
+  check_run(b, {2, 3, 37, 45}, Stage::output, false, 1, 1e-5, "legacy fp32 128x64 tiles", true);
+}
+
+TEST_CASE("simulated kernels: an exact TF32 fragment load of an unrounded value is detected") {
+  // The default kernels load fragments without converting them, relying on
+  // the plan's rounded weights and the in-shared-memory rounding of A. The
+  // simulator's model of that load flags anything that is not already TF32,
+  // which is what makes the inexact_tf32 == 0 checks above meaningful.
+  std::vector<float> tile(16 * 8, 1.0f);
+  dev::FragA fa;
+  const long before = sim::inexact_tf32_seen();
+  dev::frag_load_exact(fa, tile.data(), 8);
+  CHECK(sim::inexact_tf32_seen() == before);
+  tile[13] = 1.0f + 1.0f / (1 << 20);  // below TF32's 10 mantissa bits
+  dev::frag_load_exact(fa, tile.data(), 8);
+  CHECK(sim::inexact_tf32_seen() == before + 1);
+  dev::round_tf32_4(tile.data() + 12);
+  CHECK(tile[13] == 1.0f);
+  dev::frag_load_exact(fa, tile.data(), 8);
+  CHECK(sim::inexact_tf32_seen() == before + 1);
 }
 
 namespace {

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <limits>
 #include <set>
 
 #include "naive.hpp"
@@ -251,6 +253,33 @@ TEST_CASE("real networks: every BatchNorm, add and ReLU of ResNet-18/50 fuses in
   }
 }
 
+TEST_CASE("tf32 rounding: cvt.rna semantics, idempotent, applied to every packed conv weight") {
+  CHECK(round_to_tf32(1.0f) == 1.0f);
+  const float ulp = 1.0f / 1024;                                    // TF32 spacing at 1
+  CHECK(round_to_tf32(1.0f + ulp * 0.49f) == 1.0f);
+  CHECK(round_to_tf32(1.0f + ulp * 0.5f) == 1.0f + ulp);            // ties away from zero
+  CHECK(round_to_tf32(-1.0f - ulp * 0.5f) == -1.0f - ulp);
+  CHECK(round_to_tf32(1.0f + ulp * 0.51f) == 1.0f + ulp);
+  CHECK(std::isinf(round_to_tf32(std::numeric_limits<float>::infinity())));
+  for (float v : {0.1f, -3.7e-5f, 12345.678f}) CHECK(round_to_tf32(round_to_tf32(v)) == round_to_tf32(v));
+
+  Model<ResNet20<Linear<64, 10>, Image<1, 28, 28>>, backend::Reference> m;
+  const Plan p = build_plan(m.program(), m.parameters());
+  Plan r = p;
+  round_weights_to_tf32(r);
+  std::size_t changed = 0;
+  for (const Step& s : r.steps) {
+    if (s.kind != StepKind::conv) continue;
+    for (std::size_t i = s.weight; i < s.weight + static_cast<std::size_t>(s.kd_pad) * s.n_pad; ++i) {
+      CHECK(r.arena[i] == round_to_tf32(p.arena[i]));
+      changed += r.arena[i] != p.arena[i];
+    }
+    for (std::size_t i = s.bias; i < s.bias + static_cast<std::size_t>(s.n_pad); ++i)
+      CHECK(r.arena[i] == p.arena[i]);  // biases stay FP32
+  }
+  CHECK(changed > 0);
+}
+
 TEST_CASE("real networks: simulated CUDA run of lowered ResNet-18 and ResNet-20 matches the naive oracle") {
   auto run = [](const auto& m, Extents e, bool tf32, int sm, double tol, const char* what) {
     const Plan p = build_plan(m.program(), m.parameters());
@@ -259,12 +288,17 @@ TEST_CASE("real networks: simulated CUDA run of lowered ResNet-18 and ResNet-20 
     for (Stage stage : {Stage::output, Stage::features}) {
       const auto want = ctnn::test::naive_run(m.program(), m.parameters(), x, e, stage);
       const sim::SimResult got = sim::run_plan(p, m.program(), x, e, stage, tf32, sm);
+      CHECK(got.inexact_tf32 == 0);
       double diff = 0, scale = 0;
       for (std::size_t i = 0; i < want.size(); ++i) {
         diff = std::max(diff, std::abs(got.data[i] - want[i]));
         scale = std::max(scale, std::abs(want[i]));
       }
-      MESSAGE(std::string(what) << (stage == Stage::output ? " output" : " features") << ": relative " << diff / scale);
+      char rel[32];
+      std::snprintf(rel, sizeof rel, "%.3g", diff / scale);
+      const std::string note =
+          std::string(what) + (stage == Stage::output ? " output" : " features") + ": relative " + rel;
+      MESSAGE(note);
       CHECK(diff / scale <= tol);
       CHECK(scale > 0);
     }

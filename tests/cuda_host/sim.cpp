@@ -1,12 +1,17 @@
 #include "sim.hpp"
 
 #include <algorithm>
+#include <atomic>
 
 namespace ctnn::cuda::sim {
 
 namespace {
 thread_local std::barrier<>* current_barrier = nullptr;
+std::atomic<long> inexact_tf32_count{0};
 }
+
+void note_inexact_tf32() { inexact_tf32_count.fetch_add(1, std::memory_order_relaxed); }
+long inexact_tf32_seen() { return inexact_tf32_count.load(); }
 
 void block_sync() {
   if (!current_barrier) throw std::logic_error("block_sync outside a simulated block");
@@ -26,7 +31,14 @@ void run_block(int threads, const std::function<void(int)>& fn) {
 }
 
 SimResult run_plan(const Plan& plan, const Program& program, std::span<const float> input, Extents shape,
-                   Stage stage, bool tf32, int sm_count) {
+                   Stage stage, bool tf32, int sm_count, bool legacy_tiles) {
+  inexact_tf32_count = 0;
+  Plan rounded;
+  if (tf32) {
+    rounded = plan;
+    round_weights_to_tf32(rounded);
+  }
+  const std::vector<float>& arena = tf32 ? rounded.arena : plan.arena;
   std::vector<Extents> e = infer_extents(program, shape);
   std::vector<std::size_t> sizes = slot_sizes(plan, e);
   std::vector<std::vector<float>> slots(sizes.size());
@@ -38,12 +50,13 @@ SimResult run_plan(const Plan& plan, const Program& program, std::span<const flo
   }
   std::vector<float> partial(split_workspace_floats(sm_count), std::numeric_limits<float>::quiet_NaN());
   DeviceState d;
-  d.arena = plan.arena.data();
+  d.arena = arena.data();
   d.slots = slot_ptr.data();
   d.partial = partial.data();
   d.partial_floats = partial.size();
   d.raw_input = input.data();
   d.sm_count = sm_count;
+  d.legacy_tiles = legacy_tiles;
   HostLauncher launch;
   launch.tf32 = tf32;
   const std::size_t end = stage == Stage::features ? plan.features_steps : plan.steps.size();
@@ -60,6 +73,9 @@ SimResult run_plan(const Plan& plan, const Program& program, std::span<const flo
   r.conv_launches = launch.conv_launches;
   r.split_launches = launch.split_launches;
   for (int i = 0; i < 3; ++i) r.config_launches[i] = launch.config_launches[i];
+  r.legacy_launches = launch.legacy_launches;
+  r.tuned_launches = launch.tuned_launches;
+  r.inexact_tf32 = inexact_tf32_count.load();
   return r;
 }
 

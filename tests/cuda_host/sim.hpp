@@ -20,6 +20,9 @@
 
 namespace ctnn::cuda::sim {
 
+// Exact TF32 fragment loads that met an unrounded value since the last run_plan.
+long inexact_tf32_seen();
+
 // Runs fn(tid) on `threads` host threads that share one barrier.
 void run_block(int threads, const std::function<void(int)>& fn);
 
@@ -64,13 +67,15 @@ struct HostLauncher {
   void conv(const ConvArgs& a, const ConvTiling& t, const Step&) {
     ++conv_launches;
     ++config_launches[static_cast<int>(t.config)];
+    ++(t.legacy ? legacy_launches : tuned_launches);
     switch (t.config) {
-      case TileConfig::t128x128: conv_cfg<Conv128x128>(a, t); break;
-      case TileConfig::t128x64: conv_cfg<Conv128x64>(a, t); break;
-      case TileConfig::t64x64: conv_cfg<Conv64x64>(a, t); break;
+      case TileConfig::t128x128: t.legacy ? conv_cfg<LegacyConv128x128>(a, t) : conv_cfg<Conv128x128>(a, t); break;
+      case TileConfig::t128x64: t.legacy ? conv_cfg<LegacyConv128x64>(a, t) : conv_cfg<Conv128x64>(a, t); break;
+      case TileConfig::t64x64: t.legacy ? conv_cfg<LegacyConv64x64>(a, t) : conv_cfg<Conv64x64>(a, t); break;
     }
   }
   int config_launches[3] = {0, 0, 0};
+  int legacy_launches = 0, tuned_launches = 0;
   bool tf32 = false;
 };
 
@@ -81,8 +86,14 @@ struct SimResult {
   Extents shape;
   int conv_launches = 0, split_launches = 0;
   int config_launches[3] = {0, 0, 0};  // per TileConfig
+  int legacy_launches = 0, tuned_launches = 0;
+  // Exact (non-converting) fragment loads that met a value that is not a
+  // TF32 value: a path that skipped its rounding. Must be 0.
+  long inexact_tf32 = 0;
 };
+// Like the TF32 executor, rounds a copy of the plan's weights to TF32 first
+// when `tf32`. `legacy_tiles` selects the legacy kernel family.
 SimResult run_plan(const Plan& plan, const Program& program, std::span<const float> input, Extents shape,
-                   Stage stage, bool tf32, int sm_count);
+                   Stage stage, bool tf32, int sm_count, bool legacy_tiles = false);
 
 }  // namespace ctnn::cuda::sim

@@ -37,10 +37,18 @@ struct ConvArgs {
   int act = 0;                      // Act
 };
 
-template <int BM_, int BN_, int NT_, int WARPS_M_, int WARPS_N_, int STAGES_>
+// MIN_BLOCKS is the residency __launch_bounds__ asks for (it caps registers
+// at 64K / (NT * MIN_BLOCKS)); 0 asks for none. TF32_IN_SMEM: every thread rounds the A
+// elements it copied once per K tile in shared memory, and the weights come
+// pre-rounded (round_weights_to_tf32), so fragment loads convert nothing;
+// otherwise every fragment load converts its elements (each A element is
+// then converted once per warp column, each B element once per warp row).
+template <int BM_, int BN_, int NT_, int WARPS_M_, int WARPS_N_, int STAGES_, int MIN_BLOCKS_, bool TF32_IN_SMEM_>
 struct ConvConfig {
   static constexpr int BM = BM_, BN = BN_, BK = tile_k, NT = NT_, STAGES = STAGES_;
   static constexpr int WARPS_M = WARPS_M_, WARPS_N = WARPS_N_;
+  static constexpr int MIN_BLOCKS = MIN_BLOCKS_;
+  static constexpr bool TF32_IN_SMEM = TF32_IN_SMEM_;
   // Row pads keep every WMMA tile pointer 32-byte aligned (ldm a multiple of
   // 4, tile rows multiples of 8) and spread a fragment's rows over the banks:
   // A rows 36 floats apart put lane (g, t) of a 16x8 fragment on bank
@@ -60,10 +68,17 @@ struct ConvConfig {
   static_assert(STAGES >= 2, "a pipeline needs two stages");
 };
 
-// plan.hpp's TileConfig names these.
-using Conv128x128 = ConvConfig<128, 128, 256, 2, 4, 3>;  // warp tile 64x32
-using Conv128x64 = ConvConfig<128, 64, 128, 2, 2, 3>;    // warp tile 64x32
-using Conv64x64 = ConvConfig<64, 64, 128, 2, 2, 3>;      // warp tile 32x32
+// plan.hpp's TileConfig names these. Two blocks of 128x128 per
+// multiprocessor (16 warps; 2 x 105 KB of shared memory) instead of one
+// hide more of the gather latency; 64x64 blocks fit four.
+using Conv128x128 = ConvConfig<128, 128, 256, 2, 4, 3, 2, true>;  // warp tile 64x32
+using Conv128x64 = ConvConfig<128, 64, 128, 2, 2, 3, 2, true>;    // warp tile 64x32
+using Conv64x64 = ConvConfig<64, 64, 128, 2, 2, 3, 0, true>;      // warp tile 32x32
+
+// The family of the first GPU run (ConvTiling::legacy, CTNN_CUDA_LEGACY_TILES).
+using LegacyConv128x128 = ConvConfig<128, 128, 256, 2, 4, 3, 0, false>;
+using LegacyConv128x64 = ConvConfig<128, 64, 128, 2, 2, 3, 0, false>;
+using LegacyConv64x64 = ConvConfig<64, 64, 128, 2, 2, 3, 0, false>;
 
 // The fused epilogue: bias, residual, activation on four consecutive channels.
 CTNN_DEVICE dev::float4v apply_act(dev::float4v v, int act) {
@@ -193,9 +208,19 @@ CTNN_UNROLL
         dev::FragA fa[FM];
         dev::FragB fb[FN];
 CTNN_UNROLL
-        for (int i = 0; i < FM; ++i) dev::frag_load(fa[i], As + (wm * WTM + i * 16) * LDA + kk, LDA);
+        for (int i = 0; i < FM; ++i) {
+          if constexpr (Cfg::TF32_IN_SMEM)
+            dev::frag_load_exact(fa[i], As + (wm * WTM + i * 16) * LDA + kk, LDA);
+          else
+            dev::frag_load(fa[i], As + (wm * WTM + i * 16) * LDA + kk, LDA);
+        }
 CTNN_UNROLL
-        for (int j = 0; j < FN; ++j) dev::frag_load(fb[j], Bs + kk * LDB + wn * WTN + j * 16, LDB);
+        for (int j = 0; j < FN; ++j) {
+          if constexpr (Cfg::TF32_IN_SMEM)
+            dev::frag_load_exact(fb[j], Bs + kk * LDB + wn * WTN + j * 16, LDB);
+          else
+            dev::frag_load(fb[j], Bs + kk * LDB + wn * WTN + j * 16, LDB);
+        }
 CTNN_UNROLL
         for (int i = 0; i < FM; ++i)
 CTNN_UNROLL
@@ -229,6 +254,13 @@ CTNN_UNROLL
   }
   for (int it = 0; it < nkt; ++it) {
     dev::cp_async_wait<STAGES - 2>();
+    if constexpr (TF32 && Cfg::TF32_IN_SMEM) {
+      // This thread's own copies of tile `it` are complete and visible to
+      // it; it rounds exactly those, and the barrier below publishes them.
+      float* As = smem + (it % STAGES) * Cfg::STAGE;
+CTNN_UNROLL
+      for (int j = 0; j < Cfg::A_CHUNKS; ++j) dev::round_tf32_4(As + (row0 + j * Cfg::ROWS_PER_PASS) * LDA + kq * 4);
+    }
     // Tile `it` has landed for everyone, and everyone has finished computing
     // on the stage the next prefetch overwrites (it was used at it - 1).
     dev::block_sync();

@@ -103,6 +103,7 @@ struct CudaT {
       std::string device_name;
       int cc_major = 0, cc_minor = 0;
       std::size_t global_mem = 0;
+      bool legacy_tiles = false;  // CTNN_CUDA_LEGACY_TILES
     };
 
    public:
@@ -186,10 +187,12 @@ struct CudaT {
                             std::to_string(prop.major) + "." + std::to_string(prop.minor) +
                             "; the kernels need 8.0 or newer (cp.async, TF32 tensor cores)",
                         cudaErrorInvalidDevice);
-      cuda::prepare_conv_kernels<tf32>(prop);
+      s.legacy_tiles = cuda::legacy_tiles_requested();
+      cuda::prepare_conv_kernels<tf32>(prop, s.legacy_tiles);
 
       s.program = program;
       s.plan = cuda::build_plan(program, params);
+      if constexpr (tf32) cuda::round_weights_to_tf32(s.plan);  // what every kernel would do to them anyway
       const std::size_t bytes = s.plan.arena.size() * sizeof(float);
       s.arena = cuda::device_alloc(bytes, "while uploading the weights");
       CTNN_CUDA_CHECK(cudaMemcpy(s.arena.get(), s.plan.arena.data(), bytes, cudaMemcpyHostToDevice),
@@ -296,7 +299,8 @@ struct CudaT {
              std::to_string(s.global_mem >> 20) + " MiB), " +
              (tf32 ? "TF32 tensor cores (WMMA), FP32 accumulation" : "FP32 FMA") + ", implicit-GEMM convs, " +
              std::to_string(s.plan.steps.size()) + " kernels per pass (" + std::to_string(convs) +
-             " fused conv/linear), CUDA graphs for repeated shapes";
+             " fused conv/linear), CUDA graphs for repeated shapes" +
+             (s.legacy_tiles ? ", legacy conv kernels (CTNN_CUDA_LEGACY_TILES)" : "");
     }
 
     const cuda::Plan& plan() const { return shared_->plan; }
@@ -358,6 +362,7 @@ struct CudaT {
       d.partial_floats = ctx.partial_floats_;
       d.raw_input = ctx.raw_in_;
       d.sm_count = s.sm_count;
+      d.legacy_tiles = s.legacy_tiles;
       cuda::CudaLauncher<tf32> launch{ctx.stream_.get(), s.sm_count, sync_each};
       const std::size_t end = stage == Stage::features ? s.plan.features_steps : s.plan.steps.size();
       cuda::enqueue_steps(s.plan, ctx.extents_, d, end, launch);

@@ -15,14 +15,31 @@
 
 namespace ctnn::cuda {
 
+// Dynamic shared memory starts at the block's shared window (these kernels
+// declare no static shared memory), which keeps WMMA tile pointers 32-byte
+// aligned.
 template <class Cfg, bool TF32>
-__global__ void __launch_bounds__(Cfg::NT) conv_kernel(ConvArgs a) {
-  // Dynamic shared memory starts at the block's shared window (this kernel
-  // declares no static shared memory), which keeps WMMA tile pointers
-  // 32-byte aligned.
+__global__ void __launch_bounds__(Cfg::NT, Cfg::MIN_BLOCKS) conv_kernel_resident(ConvArgs a) {
   extern __shared__ __align__(128) float conv_smem[];
   conv_block<Cfg, TF32>(a, conv_smem, static_cast<int>(threadIdx.x), static_cast<int>(blockIdx.x),
                         static_cast<int>(blockIdx.y), static_cast<int>(blockIdx.z));
+}
+// MIN_BLOCKS == 0: no residency request, exactly the legacy kernels' bounds
+// (ptxas allocates differently even for an explicit 1).
+template <class Cfg, bool TF32>
+__global__ void __launch_bounds__(Cfg::NT) conv_kernel_free(ConvArgs a) {
+  extern __shared__ __align__(128) float conv_smem[];
+  conv_block<Cfg, TF32>(a, conv_smem, static_cast<int>(threadIdx.x), static_cast<int>(blockIdx.x),
+                        static_cast<int>(blockIdx.y), static_cast<int>(blockIdx.z));
+}
+// The FP32 kernels keep the legacy bounds: capped at 128 registers their
+// 8x8 register tiles spill.
+template <class Cfg, bool TF32>
+constexpr auto conv_kernel() {
+  if constexpr (TF32 && Cfg::MIN_BLOCKS > 0)
+    return &conv_kernel_resident<Cfg, TF32>;
+  else
+    return &conv_kernel_free<Cfg, TF32>;
 }
 
 // Grid-stride loops over per-item bodies.
@@ -68,7 +85,17 @@ inline constexpr int item_threads = 256;
 // precision (they need more than the default 48 KB) and checks that this
 // binary holds code for the device.
 template <bool TF32>
-void prepare_conv_kernels(const cudaDeviceProp& prop) {
+const char* conv_kernel_name(TileConfig c, bool legacy) {
+  static const char* const names[2][2][3] = {
+      {{"conv 128x128 fp32", "conv 128x64 fp32", "conv 64x64 fp32"},
+       {"conv 128x128 tf32", "conv 128x64 tf32", "conv 64x64 tf32"}},
+      {{"conv 128x128 fp32 (legacy)", "conv 128x64 fp32 (legacy)", "conv 64x64 fp32 (legacy)"},
+       {"conv 128x128 tf32 (legacy)", "conv 128x64 tf32 (legacy)", "conv 64x64 tf32 (legacy)"}}};
+  return names[legacy ? 1 : 0][TF32 ? 1 : 0][static_cast<int>(c)];
+}
+
+template <bool TF32>
+void prepare_conv_kernels(const cudaDeviceProp& prop, bool legacy) {
   auto one = [&](auto kernel, std::size_t bytes, const char* what) {
     cudaFuncAttributes attr{};
     const cudaError_t e = cudaFuncGetAttributes(&attr, kernel);
@@ -87,9 +114,15 @@ void prepare_conv_kernels(const cudaDeviceProp& prop) {
     check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)),
           std::string("cudaFuncSetAttribute(") + what + ", MaxDynamicSharedMemorySize)", "while preparing the kernels");
   };
-  one(conv_kernel<Conv128x128, TF32>, Conv128x128::smem_bytes, TF32 ? "conv 128x128 tf32" : "conv 128x128 fp32");
-  one(conv_kernel<Conv128x64, TF32>, Conv128x64::smem_bytes, TF32 ? "conv 128x64 tf32" : "conv 128x64 fp32");
-  one(conv_kernel<Conv64x64, TF32>, Conv64x64::smem_bytes, TF32 ? "conv 64x64 tf32" : "conv 64x64 fp32");
+  if (legacy) {
+    one(conv_kernel<LegacyConv128x128, TF32>(), LegacyConv128x128::smem_bytes, conv_kernel_name<TF32>(TileConfig::t128x128, true));
+    one(conv_kernel<LegacyConv128x64, TF32>(), LegacyConv128x64::smem_bytes, conv_kernel_name<TF32>(TileConfig::t128x64, true));
+    one(conv_kernel<LegacyConv64x64, TF32>(), LegacyConv64x64::smem_bytes, conv_kernel_name<TF32>(TileConfig::t64x64, true));
+  } else {
+    one(conv_kernel<Conv128x128, TF32>(), Conv128x128::smem_bytes, conv_kernel_name<TF32>(TileConfig::t128x128, false));
+    one(conv_kernel<Conv128x64, TF32>(), Conv128x64::smem_bytes, conv_kernel_name<TF32>(TileConfig::t128x64, false));
+    one(conv_kernel<Conv64x64, TF32>(), Conv64x64::smem_bytes, conv_kernel_name<TF32>(TileConfig::t64x64, false));
+  }
 }
 
 template <bool TF32>
@@ -131,14 +164,21 @@ struct CudaLauncher {
   template <class Cfg>
   void conv_with(const ConvArgs& a, const ConvTiling& t, const char* kernel, const Step& s) const {
     const dim3 grid(static_cast<unsigned>(t.grid_m), static_cast<unsigned>(t.grid_n), static_cast<unsigned>(t.splits));
-    conv_kernel<Cfg, TF32><<<grid, Cfg::NT, Cfg::smem_bytes, stream>>>(a);
+    conv_kernel<Cfg, TF32>()<<<grid, Cfg::NT, Cfg::smem_bytes, stream>>>(a);
     after(kernel, s);
   }
   void conv(const ConvArgs& a, const ConvTiling& t, const Step& s) const {
+    const char* name = conv_kernel_name<TF32>(t.config, t.legacy);
     switch (t.config) {
-      case TileConfig::t128x128: conv_with<Conv128x128>(a, t, TF32 ? "conv 128x128 tf32" : "conv 128x128 fp32", s); break;
-      case TileConfig::t128x64: conv_with<Conv128x64>(a, t, TF32 ? "conv 128x64 tf32" : "conv 128x64 fp32", s); break;
-      case TileConfig::t64x64: conv_with<Conv64x64>(a, t, TF32 ? "conv 64x64 tf32" : "conv 64x64 fp32", s); break;
+      case TileConfig::t128x128:
+        t.legacy ? conv_with<LegacyConv128x128>(a, t, name, s) : conv_with<Conv128x128>(a, t, name, s);
+        break;
+      case TileConfig::t128x64:
+        t.legacy ? conv_with<LegacyConv128x64>(a, t, name, s) : conv_with<Conv128x64>(a, t, name, s);
+        break;
+      case TileConfig::t64x64:
+        t.legacy ? conv_with<LegacyConv64x64>(a, t, name, s) : conv_with<Conv64x64>(a, t, name, s);
+        break;
     }
   }
 };

@@ -20,8 +20,11 @@
 #pragma once
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
+#include <cstdlib>
 #include <span>
 #include <stdexcept>
 #include <string>
@@ -518,6 +521,7 @@ enum class TileConfig : int { t128x128 = 0, t128x64 = 1, t64x64 = 2 };
 
 struct ConvTiling {
   TileConfig config = TileConfig::t128x128;
+  bool legacy = false;  // run the previous kernel family (see legacy_tiles_requested)
   int bm = 128, bn = 128;
   int splits = 1, kt_per_split = 0, k_tiles = 0;
   long grid_m = 0, grid_n = 0;
@@ -529,8 +533,9 @@ inline std::size_t split_workspace_floats(int sm_count) {
   return static_cast<std::size_t>(2 * sm_count + 1) * 64u * 64u;
 }
 
-inline ConvTiling choose_tiling(long m, int ks, int kd_pad, int sm_count) {
+inline ConvTiling choose_tiling(long m, int ks, int kd_pad, int sm_count, bool legacy = false) {
   ConvTiling t;
+  t.legacy = legacy;
   t.k_tiles = kd_pad / tile_k;
   auto blocks = [&](int bm, int bn) { return ((m + bm - 1) / bm) * ((ks + bn - 1) / bn); };
   if (ks > 64 && blocks(128, 128) >= sm_count) {
@@ -554,6 +559,42 @@ inline ConvTiling choose_tiling(long m, int ks, int kd_pad, int sm_count) {
   t.kt_per_split = (t.k_tiles + t.splits - 1) / t.splits;
   t.splits = (t.k_tiles + t.kt_per_split - 1) / t.kt_per_split;  // no empty split
   return t;
+}
+
+// TF32 rounding exactly as the tensor-core path's cvt.rna.tf32.f32: round
+// to nearest on the magnitude, ties away from zero, 10 mantissa bits kept.
+// Rounding is idempotent, so pre-rounded data gives the same products
+// whether or not a kernel converts it again.
+inline float round_to_tf32(float x) {
+  if (!std::isfinite(x)) return x;
+  auto u = std::bit_cast<std::uint32_t>(x);
+  u = (u + 0x1000u) & ~0x1FFFu;
+  return std::bit_cast<float>(u);
+}
+
+// The TF32 executor rounds the packed conv/linear weights once here, so the
+// kernels load B fragments without converting them (the default kernels
+// also round each A tile once in shared memory instead of once per fragment
+// load). Biases stay FP32: the epilogue adds them on the CUDA cores.
+inline void round_weights_to_tf32(Plan& plan) {
+  for (const Step& s : plan.steps) {
+    if (s.kind != StepKind::conv) continue;
+    const std::size_t count = static_cast<std::size_t>(s.kd_pad) * static_cast<std::size_t>(s.n_pad);
+    for (std::size_t i = s.weight; i < s.weight + count; ++i) plan.arena[i] = round_to_tf32(plan.arena[i]);
+  }
+}
+
+// CTNN_CUDA_LEGACY_TILES=1 in the environment (or defined at compile time)
+// selects the kernel family of the first GPU run: one block per
+// multiprocessor for 128x128 tiles and TF32 conversion at every fragment
+// load. A fallback in case the default family misbehaves on some GPU.
+inline bool legacy_tiles_requested() {
+#if defined(CTNN_CUDA_LEGACY_TILES) && CTNN_CUDA_LEGACY_TILES
+  return true;
+#else
+  const char* v = std::getenv("CTNN_CUDA_LEGACY_TILES");
+  return v != nullptr && *v != '\0' && std::string(v) != "0";
+#endif
 }
 
 }  // namespace ctnn::cuda

@@ -23,13 +23,15 @@
 #ifndef CTNN_CUDA_HOST_SIM
 #error "ctnn/backend/cuda kernels compile with nvcc, or with g++ only inside the kernel simulator (tests/cuda_host)"
 #endif
-#include <bit>
 #include <cmath>
+
+#include "ctnn/backend/cuda/plan.hpp"  // round_to_tf32, the host model of cvt.rna.tf32.f32
 #define CTNN_DEVICE inline
 #define CTNN_UNROLL
 #define CTNN_UNROLL_4
 namespace ctnn::cuda::sim {
 void block_sync();  // defined by the simulator: a barrier over the simulated block
+void note_inexact_tf32();  // defined by the simulator: an exact fragment load met an unrounded value
 }
 #endif
 
@@ -125,6 +127,48 @@ CTNN_DEVICE void frag_load(FragB& b, const float* p, unsigned ldm) {
 CTNN_UNROLL
   for (int t = 0; t < b.num_elements; ++t) b.x[t] = nvcuda::wmma::__float_to_tf32(b.x[t]);
 }
+// Loads of operands that are already TF32 values (weights rounded by the
+// plan, A tiles rounded in shared memory by round_tf32_4): no conversion.
+// `p` must point into shared memory. load_matrix_sync emits the generic
+// form of wmma.load, which ptxas turns into 64-bit generic loads (LD.E)
+// with a wide address computation per element; the .shared form of the same
+// instruction fills the same fragment registers with LDS from a 32-bit
+// address.
+CTNN_DEVICE void frag_load_exact(FragA& a, const float* p, unsigned ldm) {
+  static_assert(sizeof(a.x) == 4 * sizeof(float), "m16n16k8 tf32 A fragment: four registers");
+  const unsigned addr = static_cast<unsigned>(__cvta_generic_to_shared(p));
+  unsigned r0, r1, r2, r3;
+  asm volatile("wmma.load.a.sync.aligned.row.m16n16k8.shared.tf32 {%0, %1, %2, %3}, [%4], %5;\n"
+               : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3)
+               : "r"(addr), "r"(ldm)
+               : "memory");
+  a.x[0] = __uint_as_float(r0);
+  a.x[1] = __uint_as_float(r1);
+  a.x[2] = __uint_as_float(r2);
+  a.x[3] = __uint_as_float(r3);
+}
+CTNN_DEVICE void frag_load_exact(FragB& b, const float* p, unsigned ldm) {
+  static_assert(sizeof(b.x) == 4 * sizeof(float), "m16n16k8 tf32 B fragment: four registers");
+  const unsigned addr = static_cast<unsigned>(__cvta_generic_to_shared(p));
+  unsigned r0, r1, r2, r3;
+  asm volatile("wmma.load.b.sync.aligned.row.m16n16k8.shared.tf32 {%0, %1, %2, %3}, [%4], %5;\n"
+               : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3)
+               : "r"(addr), "r"(ldm)
+               : "memory");
+  b.x[0] = __uint_as_float(r0);
+  b.x[1] = __uint_as_float(r1);
+  b.x[2] = __uint_as_float(r2);
+  b.x[3] = __uint_as_float(r3);
+}
+// Rounds four consecutive shared-memory floats (16-byte aligned) to TF32.
+CTNN_DEVICE void round_tf32_4(float* p) {
+  float4 v = *reinterpret_cast<float4*>(p);
+  v.x = nvcuda::wmma::__float_to_tf32(v.x);
+  v.y = nvcuda::wmma::__float_to_tf32(v.y);
+  v.z = nvcuda::wmma::__float_to_tf32(v.z);
+  v.w = nvcuda::wmma::__float_to_tf32(v.w);
+  *reinterpret_cast<float4*>(p) = v;
+}
 CTNN_DEVICE void frag_mma(FragC& c, const FragA& a, const FragB& b) { nvcuda::wmma::mma_sync(c, a, b, c); }
 CTNN_DEVICE void frag_store(float* p, const FragC& c, unsigned ldm, int /*lane*/) {
   nvcuda::wmma::store_matrix_sync(p, c, ldm, nvcuda::wmma::mem_row_major);
@@ -132,12 +176,7 @@ CTNN_DEVICE void frag_store(float* p, const FragC& c, unsigned ldm, int /*lane*/
 #else
 // Host model: every lane holds the whole tile; TF32 rounding as cvt.rna
 // (round to nearest, ties away from zero, 10 mantissa bits kept).
-inline float to_tf32(float x) {
-  if (!std::isfinite(x)) return x;
-  auto u = std::bit_cast<std::uint32_t>(x);
-  u = (u + 0x1000u) & ~0x1FFFu;
-  return std::bit_cast<float>(u);
-}
+inline float to_tf32(float x) { return round_to_tf32(x); }
 struct FragA { float v[16][8]; };
 struct FragB { float v[8][16]; };
 struct FragC { float v[16][16]; };
@@ -149,6 +188,24 @@ inline void frag_load(FragA& a, const float* p, unsigned ldm) {
 inline void frag_load(FragB& b, const float* p, unsigned ldm) {
   for (int k = 0; k < 8; ++k)
     for (int j = 0; j < 16; ++j) b.v[k][j] = to_tf32(p[k * ldm + j]);
+}
+// The exact loads convert nothing, like the GPU's; a value that is not
+// already a TF32 value means some path skipped its rounding, which the
+// simulator counts and the tests assert never happens.
+inline float exact_tf32(float x) {
+  if (to_tf32(x) != x) sim::note_inexact_tf32();
+  return x;
+}
+inline void frag_load_exact(FragA& a, const float* p, unsigned ldm) {
+  for (int i = 0; i < 16; ++i)
+    for (int k = 0; k < 8; ++k) a.v[i][k] = exact_tf32(p[i * ldm + k]);
+}
+inline void frag_load_exact(FragB& b, const float* p, unsigned ldm) {
+  for (int k = 0; k < 8; ++k)
+    for (int j = 0; j < 16; ++j) b.v[k][j] = exact_tf32(p[k * ldm + j]);
+}
+inline void round_tf32_4(float* p) {
+  for (int i = 0; i < 4; ++i) p[i] = to_tf32(p[i]);
 }
 inline void frag_mma(FragC& c, const FragA& a, const FragB& b) {
   for (int i = 0; i < 16; ++i)

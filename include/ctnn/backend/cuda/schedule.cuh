@@ -28,6 +28,7 @@ struct DeviceState {
   std::size_t partial_floats = 0;
   const float* raw_input = nullptr;  // NCHW input as copied from the host
   int sm_count = 1;
+  bool legacy_tiles = false;         // ConvTiling::legacy for every conv
 };
 
 inline float* value_ptr(const Plan& plan, const DeviceState& d, int v) {
@@ -81,7 +82,7 @@ void enqueue_steps(const Plan& plan, std::span<const Extents> e, const DeviceSta
         a.n_pad = s.n_pad;
         a.m = static_cast<int>(out.n * out.h * out.w);
         a.act = static_cast<int>(s.act);
-        ConvTiling t = choose_tiling(a.m, s.cs_out, s.kd_pad, d.sm_count);
+        ConvTiling t = choose_tiling(a.m, s.cs_out, s.kd_pad, d.sm_count, d.legacy_tiles);
         if (t.splits > 1 && static_cast<std::size_t>(t.splits) * a.m * s.cs_out > d.partial_floats) {
           t.splits = 1;  // unreachable by construction (plan.hpp bounds it); stay correct regardless
           t.kt_per_split = t.k_tiles;
