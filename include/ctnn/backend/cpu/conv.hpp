@@ -13,6 +13,7 @@
 #include "ctnn/backend/cpu/layout.hpp"
 
 namespace ctnn::backend::cpu {
+inline namespace CTNN_CPU_ISA {
 
 // A convolution after BatchNorm folding, with its fused epilogue.
 struct ConvSpec {
@@ -121,6 +122,46 @@ constexpr std::size_t conv_read_slack(int stride, int lanes, int kernel) {
   return static_cast<std::size_t>((conv_max_pixels<Arch> * stride + kernel) * lanes);
 }
 
+namespace detail {
+
+// The tile kernel for a convolution and the tile width it uses on rows of
+// `out_w` pixels. Specialised kernels for the blocked layout at stride 1 and
+// 2 and for an RGB stem; anything else (other strides, plain or other narrow
+// inputs) takes the generic kernel, which reads stride and lanes at run time.
+template <class Arch>
+conv_tile_fn select_kernel(const ConvSpec& c, int out_w, int& pixels) {
+  constexpr int B = block_width<Arch>;
+  const RowTiling tiling = plan_row<Arch>(out_w);
+  conv_tile_fn kernel = nullptr;
+  if (c.in_lanes == B && c.stride == 1) {
+    kernel = tile_kernel<Arch, 1, B>(tiling.which);
+  } else if (c.in_lanes == B && c.stride == 2) {
+    kernel = tile_kernel<Arch, 2, B>(tiling.which);
+  } else if constexpr (B > 3) {
+    if (c.in_lanes == 3 && c.stride == 2) kernel = tile_kernel<Arch, 2, 3>(tiling.which);
+  }
+  if (kernel) {
+    pixels = tiling.pixels;
+    return kernel;
+  }
+  pixels = tile_pixels<Arch>[2];
+  return tile_kernel<Arch, 0, 0>(2);
+}
+
+inline ConvTileArgs tile_args(const ConvSpec& c, const Layout& in) {
+  ConvTileArgs a;
+  a.in_block = in.plane();
+  a.in_row = in.row();
+  a.in_blocks = static_cast<int>(in.blocks());
+  a.kernel = c.kernel;
+  a.stride = c.stride;
+  a.lanes = in.lanes;
+  a.relu = c.relu;
+  return a;
+}
+
+}  // namespace detail
+
 // Runs one convolution over all items: out = act(conv(in) + bias [+ res]).
 // `res` is null without a fused residual. Parallel over output rows and
 // output-block pairs; each output element is computed by one tile in a
@@ -131,34 +172,11 @@ void run_conv(const ConvSpec& c, const float* arena, const Layout& in, const Lay
   const int out_h = static_cast<int>(out.h), out_w = static_cast<int>(out.w);
   const int items = static_cast<int>(out.n);
   const int out_blocks = static_cast<int>(out.blocks());
-  const RowTiling tiling = plan_row<Arch>(out_w);
 
-  // Specialised kernels for the blocked layout at stride 1 and 2 and for an
-  // RGB stem; anything else (other strides, plain or other narrow inputs)
-  // takes the generic kernel, which reads stride and lanes at run time.
-  detail::conv_tile_fn kernel = nullptr;
-  int pixels = detail::tile_pixels<Arch>[2];
-  if (c.in_lanes == B && c.stride == 1) {
-    kernel = detail::tile_kernel<Arch, 1, B>(tiling.which);
-  } else if (c.in_lanes == B && c.stride == 2) {
-    kernel = detail::tile_kernel<Arch, 2, B>(tiling.which);
-  } else if constexpr (B > 3) {
-    if (c.in_lanes == 3 && c.stride == 2) kernel = detail::tile_kernel<Arch, 2, 3>(tiling.which);
-  }
-  if (kernel)
-    pixels = tiling.pixels;
-  else
-    kernel = detail::tile_kernel<Arch, 0, 0>(2);
+  int pixels = 1;
+  const detail::conv_tile_fn kernel = detail::select_kernel<Arch>(c, out_w, pixels);
   const int tiles = (out_w + pixels - 1) / pixels;
-
-  ConvTileArgs base;
-  base.in_block = in.plane();
-  base.in_row = in.row();
-  base.in_blocks = static_cast<int>(in.blocks());
-  base.kernel = c.kernel;
-  base.stride = c.stride;
-  base.lanes = in.lanes;
-  base.relu = c.relu;
+  const ConvTileArgs base = detail::tile_args(c, in);
 
   // Visit output-block pairs outermost when the weights outweigh one item's
   // input (late layers: a pair's weights stay in L2 across rows), rows
@@ -222,4 +240,5 @@ void run_conv(const ConvSpec& c, const float* arena, const Layout& in, const Lay
   }
 }
 
+}  // namespace CTNN_CPU_ISA
 }  // namespace ctnn::backend::cpu

@@ -17,6 +17,7 @@
 #include "ctnn/backend/cpu/simd.hpp"
 
 namespace ctnn::backend::cpu {
+inline namespace CTNN_CPU_ISA {
 
 // Output blocks per register tile. Two keeps the load:FMA ratio at
 // (P + 2) : 2P while leaving room for P up to 14 on AVX-512.
@@ -139,4 +140,5 @@ template <class Arch, int P, int S, int L>
   }
 }
 
+}  // namespace CTNN_CPU_ISA
 }  // namespace ctnn::backend::cpu

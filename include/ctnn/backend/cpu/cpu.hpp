@@ -38,6 +38,7 @@
 
 namespace ctnn::backend {
 namespace cpu {
+inline namespace CTNN_CPU_ISA {
 
 template <class Arch>
 struct Backend {
@@ -313,6 +314,7 @@ struct Backend {
   };
 };
 
+}  // namespace CTNN_CPU_ISA
 }  // namespace cpu
 
 // The CPU backend for the instruction set of this translation unit.

@@ -13,6 +13,7 @@
 #include "ctnn/backend/cpu/simd.hpp"
 
 namespace ctnn::backend::cpu {
+inline namespace CTNN_CPU_ISA {
 
 namespace detail {
 // Calls f(row pointer, item, channel block) for every interior row (w * lanes
@@ -103,4 +104,5 @@ void run_softmax(const Layout& l) {
       }
 }
 
+}  // namespace CTNN_CPU_ISA
 }  // namespace ctnn::backend::cpu

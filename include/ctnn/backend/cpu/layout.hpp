@@ -19,6 +19,7 @@
 // The loops here are templates on the instruction set only so that each -m
 // flag set gets its own symbols (see simd.hpp).
 namespace ctnn::backend::cpu {
+inline namespace CTNN_CPU_ISA {
 
 struct Layout {
   float* data = nullptr;
@@ -121,4 +122,5 @@ void layout_to_nchw(const Layout& src, std::size_t i, float* dst) {
   }
 }
 
+}  // namespace CTNN_CPU_ISA
 }  // namespace ctnn::backend::cpu

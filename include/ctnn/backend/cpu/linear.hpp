@@ -11,6 +11,7 @@
 #include "ctnn/backend/cpu/simd.hpp"
 
 namespace ctnn::backend::cpu {
+inline namespace CTNN_CPU_ISA {
 
 template <class Arch>
 constexpr std::size_t packed_linear_floats(int in_features, int out_features) {
@@ -63,4 +64,5 @@ void run_linear(const float* x, float* y, std::size_t items, int in_features, in
   }
 }
 
+}  // namespace CTNN_CPU_ISA
 }  // namespace ctnn::backend::cpu

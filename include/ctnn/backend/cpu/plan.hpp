@@ -28,6 +28,7 @@
 #include "ctnn/core/tensor.hpp"
 
 namespace ctnn::backend::cpu {
+inline namespace CTNN_CPU_ISA {
 
 enum class StepKind : std::uint8_t {
   input, copy, conv, max_pool, avg_pool, linear, scale_shift, relu, add, sigmoid, softmax
@@ -423,4 +424,5 @@ class Plan {
   AlignedBuffer arena_;
 };
 
+}  // namespace CTNN_CPU_ISA
 }  // namespace ctnn::backend::cpu

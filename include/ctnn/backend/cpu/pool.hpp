@@ -10,6 +10,7 @@
 #include "ctnn/backend/cpu/simd.hpp"
 
 namespace ctnn::backend::cpu {
+inline namespace CTNN_CPU_ISA {
 
 template <class Arch>
 void run_max_pool(const Layout& in, const Layout& out, int kernel, int stride, int padding) {
@@ -96,4 +97,5 @@ void run_global_avg_pool(const Layout& in, const Layout& out) {
   }
 }
 
+}  // namespace CTNN_CPU_ISA
 }  // namespace ctnn::backend::cpu

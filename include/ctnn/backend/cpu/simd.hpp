@@ -27,6 +27,51 @@ using default_arch = scalar_arch;
 using default_arch = xsimd::default_arch;
 #endif
 
+// Everything else in the backend lives in an inline namespace named after the
+// instruction set xsimd targets here, so that even its non-template code
+// (layouts, plan structures) gets distinct symbols per -m flag set: the
+// linker can never pick an AVX-512 copy of an inline function for a
+// translation unit compiled for SSE2.
+#if defined(XSIMD_NO_SUPPORTED_ARCHITECTURE) || defined(CTNN_CPU_SCALAR)
+#define CTNN_CPU_ISA isa_scalar
+#elif XSIMD_WITH_AVX512BW
+#define CTNN_CPU_ISA isa_avx512bw
+#elif XSIMD_WITH_AVX512DQ
+#define CTNN_CPU_ISA isa_avx512dq
+#elif XSIMD_WITH_AVX512CD
+#define CTNN_CPU_ISA isa_avx512cd
+#elif XSIMD_WITH_AVX512F
+#define CTNN_CPU_ISA isa_avx512f
+#elif XSIMD_WITH_FMA3_AVX2
+#define CTNN_CPU_ISA isa_fma3_avx2
+#elif XSIMD_WITH_AVX2
+#define CTNN_CPU_ISA isa_avx2
+#elif XSIMD_WITH_FMA3_AVX
+#define CTNN_CPU_ISA isa_fma3_avx
+#elif XSIMD_WITH_AVX
+#define CTNN_CPU_ISA isa_avx
+#elif XSIMD_WITH_FMA4
+#define CTNN_CPU_ISA isa_fma4
+#elif XSIMD_WITH_FMA3_SSE
+#define CTNN_CPU_ISA isa_fma3_sse
+#elif XSIMD_WITH_SSE4_2
+#define CTNN_CPU_ISA isa_sse4_2
+#elif XSIMD_WITH_SSE4_1
+#define CTNN_CPU_ISA isa_sse4_1
+#elif XSIMD_WITH_SSSE3
+#define CTNN_CPU_ISA isa_ssse3
+#elif XSIMD_WITH_SSE3
+#define CTNN_CPU_ISA isa_sse3
+#elif XSIMD_WITH_SSE2
+#define CTNN_CPU_ISA isa_sse2
+#elif XSIMD_WITH_NEON64
+#define CTNN_CPU_ISA isa_neon64
+#elif XSIMD_WITH_NEON
+#define CTNN_CPU_ISA isa_neon
+#else
+#define CTNN_CPU_ISA isa_other
+#endif
+
 template <class Arch>
 struct simd;
 

@@ -30,6 +30,7 @@
 #endif
 
 namespace ctnn::backend::cpu {
+inline namespace CTNN_CPU_ISA {
 
 // Which Winograd variant a convolution takes (0: direct). Only 3x3, stride
 // 1, padding 1 on the blocked layout. Measured on AVX-512, one thread, batch
@@ -294,4 +295,5 @@ void run_winograd(const ConvSpec& c, const float* arena, const float* zeros, con
   }
 }
 
+}  // namespace CTNN_CPU_ISA
 }  // namespace ctnn::backend::cpu
