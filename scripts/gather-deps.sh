@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Copies the header-only dependencies (doctest, Eigen, xsimd) and their CMake
+# Copies the header-only dependencies (doctest, Eigen, xsimd, stb) and their CMake
 # package files from this machine's Debian packages into a git-ignored folder
 # of the repository (default: <repo>/.deps), laid out as an install prefix:
 #
-#   .deps/include/{doctest,eigen3,xsimd}
+#   .deps/include/{doctest,eigen3,xsimd,stb}
 #   .deps/lib/cmake/doctest, .deps/share/eigen3/cmake, .deps/lib/<triplet>/cmake/xsimd
 #   .deps/include/{zlib.h,zconf.h}   (only so that configuring tests/idx succeeds)
 #
@@ -39,6 +39,9 @@ cp -r /usr/include/eigen3 "$dest/include/"
 cp -r /usr/share/eigen3/cmake "$dest/share/eigen3/"
 cp -r /usr/include/xsimd "$dest/include/"
 cp -r "/usr/lib/$triplet/cmake/xsimd" "$dest/lib/$triplet/cmake/"
+# stb (header-only image decoding; ctnn-infer compiles its implementation in one TU).
+need /usr/include/stb/stb_image.h libstb-dev
+cp -r /usr/include/stb "$dest/include/"
 # zlib's headers: tests/idx configures with find_package(ZLIB REQUIRED); the
 # GPU build never compiles it, but configuring must not fail for want of them.
 for h in zlib.h zconf.h; do

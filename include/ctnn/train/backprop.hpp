@@ -79,11 +79,11 @@ class Backprop {
           break;
         case OpKind::relu:
           y = Tensor::copy_of(x);
-          for (float& v : y.view().span()) v = v > 0.f ? v : 0.f;
+          for (const TensorView out = y.view(); float& v : out.span()) v = v > 0.f ? v : 0.f;
           break;
         case OpKind::sigmoid:
           y = Tensor::copy_of(x);
-          for (float& v : y.view().span()) v = static_cast<float>(1.0 / (1.0 + std::exp(-double(v))));
+          for (const TensorView out = y.view(); float& v : out.span()) v = static_cast<float>(1.0 / (1.0 + std::exp(-double(v))));
           break;
         case OpKind::softmax:
           y = Tensor::copy_of(x);

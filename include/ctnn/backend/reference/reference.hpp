@@ -182,13 +182,14 @@ struct Reference {
           case OpKind::conv: reference_ops::conv(op, source(op.input), view(op.output), params, ctx.plane); break;
           case OpKind::batch_norm: reference_ops::batch_norm(op, view(op.output), params); break;
           case OpKind::relu:
-            for (float& v : view(op.output).span()) v = v > 0.f ? v : 0.f;
+            for (const TensorView x = view(op.output); float& v : x.span()) v = v > 0.f ? v : 0.f;
             break;
           case OpKind::max_pool: reference_ops::max_pool(op, source(op.input), view(op.output)); break;
           case OpKind::global_avg_pool: reference_ops::global_avg_pool(source(op.input), view(op.output)); break;
           case OpKind::linear: reference_ops::linear(op, source(op.input), view(op.output), params); break;
           case OpKind::sigmoid:
-            for (float& v : view(op.output).span()) v = static_cast<float>(1.0 / (1.0 + std::exp(-double(v))));
+            for (const TensorView x = view(op.output); float& v : x.span())
+              v = static_cast<float>(1.0 / (1.0 + std::exp(-double(v))));
             break;
           case OpKind::softmax: reference_ops::softmax(view(op.output)); break;
           case OpKind::dropout: break;  // identity at inference
