@@ -101,9 +101,11 @@ double time_layer(const Shape& sh, std::size_t batch, int runs, bool winograd, i
   ctnn::AlignedBuffer scratch(std::max<std::size_t>(1, plan.winograd_scratch() * static_cast<std::size_t>(threads)));
   const auto once = [&] {
     if (step.conv.winograd == 2)
-      run_winograd<Arch, 2>(step.conv, plan.arena(), plan.zeros(), in, out, nullptr, scratch.data(), threads);
+      run_winograd<Arch, 2>(step.conv, plan.arena(), plan.zeros(), in, out, nullptr, scratch.data(),
+                            plan.winograd_scratch(), threads);
     else if (step.conv.winograd == 4)
-      run_winograd<Arch, 4>(step.conv, plan.arena(), plan.zeros(), in, out, nullptr, scratch.data(), threads);
+      run_winograd<Arch, 4>(step.conv, plan.arena(), plan.zeros(), in, out, nullptr, scratch.data(),
+                            plan.winograd_scratch(), threads);
     else
       run_conv<Arch>(step.conv, plan.arena(), in, out, nullptr);
   };

@@ -194,6 +194,33 @@ TEST_CASE("cpu converts between layouts for unusual op orders") {
   CHECK(check(p, b.params, {2, 5, 9, 7}, Stage::features) < 1e-5);
 }
 
+TEST_CASE("cpu conv + max pooling fused (stem) matches naive loops") {
+  struct Case {
+    int cout, k, s, pad, pk, ps, pp;
+    std::size_t h, w;
+  };
+  for (const Case& c : {Case{16, 7, 2, 3, 3, 2, 1, 37, 45}, Case{24, 3, 1, 1, 2, 2, 0, 9, 7},
+                        Case{48, 3, 2, 1, 3, 1, 1, 5, 4}, Case{64, 7, 2, 3, 3, 2, 1, 2, 3}}) {
+    CAPTURE(c.cout);
+    CAPTURE(c.h);
+    CAPTURE(c.w);
+    ProgramBuilder b(3, 17);
+    const int x = b.conv(0, 3, c.cout, c.k, c.s, c.pad);
+    b.bn(x, c.cout);
+    const int m = b.max_pool(x, c.pk, c.ps, c.pp);  // no relu: negative values must survive
+    const Program p = b.finish(m, m);
+    CHECK(check(p, b.params, {2, 3, c.h, c.w}) < 1e-5);
+  }
+  // The convolution's output is read again later: no fusion, same answer.
+  ProgramBuilder b(3, 18);
+  const int x = b.conv(0, 3, 16, 3, 1, 1);
+  b.relu(x);
+  const int m = b.max_pool(x, 3, 1, 1);
+  b.add(m, x);
+  const Program p = b.finish(m, m);
+  CHECK(check(p, b.params, {1, 3, 8, 9}) < 1e-5);
+}
+
 TEST_CASE("cpu max pooling treats padding as -inf") {
   ProgramBuilder b(24);
   const int m = b.max_pool(0, 3, 2, 1);

@@ -7,7 +7,12 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <span>
+
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
 
 #include "ctnn/backend/cpu/conv_kernel.hpp"
 #include "ctnn/backend/cpu/layout.hpp"
@@ -25,6 +30,8 @@ struct ConvSpec {
   std::size_t bias = 0;          // offset of groups * 2 * B folded biases
   bool relu = false;
   int winograd = 0;              // 2 or 4: F(MxM, 3x3) instead of direct (winograd.hpp)
+  // A max pooling fused after the epilogue (the ResNet stem): 0 = none.
+  int pool_kernel = 0, pool_stride = 1, pool_padding = 0;
 };
 
 template <class Arch>
@@ -235,6 +242,103 @@ void run_conv(const ConvSpec& c, const float* arena, const Layout& in, const Lay
         kernel(a, in.at(i, 0, iy, ix), out.at(i, b0, oh, ow), second ? out.at(i, b1, oh, ow) : nullptr,
                res ? res->at(i, b0, oh, ow) : nullptr, res && second ? res->at(i, b1, oh, ow) : nullptr, valid);
         a.prefetch = nullptr;
+      }
+    }
+  }
+}
+
+// Floats of one thread's ring of convolution rows for a fused max pooling.
+template <class Arch>
+constexpr std::size_t conv_pool_scratch_floats(const ConvSpec& c, std::size_t conv_w) {
+  return static_cast<std::size_t>(c.pool_kernel) * 2 * conv_w * static_cast<std::size_t>(block_width<Arch>);
+}
+
+// Convolution (with its epilogue) followed by max pooling, without storing
+// the convolution's output: each task owns a band of pooled rows of one
+// output-block pair and keeps the last `pool_kernel` convolution rows in a
+// ring in its thread's scratch, so every convolution row is computed once
+// per band (and once more at a band's first window). At batch 8 the ResNet
+// stem's output is 26 MB, which this keeps out of memory. `conv_h`/`conv_w`
+// are the convolution's output size, `res` (if any) has that size.
+template <class Arch>
+void run_conv_pool(const ConvSpec& c, const float* arena, const Layout& in, int conv_h, int conv_w, const Layout& out,
+                   const Layout* res, float* scratch, std::size_t scratch_floats, int threads) {
+  using V = simd<Arch>;
+  constexpr int B = V::width;
+  const int items = static_cast<int>(out.n);
+  const int out_blocks = static_cast<int>(out.blocks());
+  const int pool_h = static_cast<int>(out.h), pool_w = static_cast<int>(out.w);
+  const int pk = c.pool_kernel, ps = c.pool_stride, pp = c.pool_padding;
+
+  int pixels = 1;
+  const detail::conv_tile_fn kernel = detail::select_kernel<Arch>(c, conv_w, pixels);
+  const int tiles = (conv_w + pixels - 1) / pixels;
+  const ConvTileArgs base = detail::tile_args(c, in);
+  const std::size_t row_floats = 2 * static_cast<std::size_t>(conv_w) * B;  // both blocks of a pair
+
+  // Bands of pooled rows: enough tasks for every thread, few band starts.
+  const long per_band_set = static_cast<long>(items) * c.groups;
+  const int bands = static_cast<int>(std::clamp<long>((4L * threads + per_band_set - 1) / per_band_set, 1, pool_h));
+  const int band_rows = (pool_h + bands - 1) / bands;
+  const long band_count = (pool_h + band_rows - 1) / band_rows;
+  const long tasks = per_band_set * band_count;
+
+#pragma omp parallel num_threads(threads)
+  {
+#if defined(_OPENMP)
+    const int tid = omp_get_thread_num();
+#else
+    const int tid = 0;
+#endif
+    float* ring = scratch + static_cast<std::size_t>(tid) * scratch_floats;
+
+#pragma omp for schedule(static) nowait
+    for (long t = 0; t < static_cast<long>(items) * out_blocks; ++t)
+      clear_border<Arch>(out, static_cast<std::size_t>(t / out_blocks), static_cast<std::size_t>(t % out_blocks));
+
+#pragma omp for schedule(dynamic)
+    for (long t = 0; t < tasks; ++t) {
+      const auto n = static_cast<std::size_t>(t / (c.groups * band_count));
+      const int g = static_cast<int>(t / band_count % c.groups);
+      const int band = static_cast<int>(t % band_count);
+      ConvTileArgs a = base;
+      a.weights = arena + c.weights + static_cast<std::size_t>(g) * c.group_floats;
+      a.bias = arena + c.bias + static_cast<std::size_t>(g) * 2 * B;
+      const std::size_t b0 = static_cast<std::size_t>(2 * g), b1 = b0 + 1;
+      const bool second = static_cast<int>(b1) < out_blocks;
+
+      const auto conv_row = [&](int cy) {
+        float* r = ring + static_cast<std::size_t>(cy % pk) * row_floats;
+        const std::ptrdiff_t iy = static_cast<std::ptrdiff_t>(cy) * c.stride - c.padding;
+        for (int tile = 0; tile < tiles; ++tile) {
+          const int ow = std::max(0, std::min(tile * pixels, conv_w - pixels));
+          const std::ptrdiff_t ix = static_cast<std::ptrdiff_t>(ow) * c.stride - c.padding;
+          float* o = r + static_cast<std::size_t>(ow) * B;
+          kernel(a, in.at(n, 0, iy, ix), o, o + static_cast<std::size_t>(conv_w) * B,
+                 res ? res->at(n, b0, cy, ow) : nullptr, res && second ? res->at(n, b1, cy, ow) : nullptr,
+                 std::min(pixels, conv_w));
+        }
+      };
+
+      int next_row = 0;  // first convolution row not yet in the ring
+      const int py_end = std::min(pool_h, (band + 1) * band_rows);
+      for (int py = band * band_rows; py < py_end; ++py) {
+        const int lo = std::max(0, py * ps - pp), hi = std::min(conv_h - 1, py * ps - pp + pk - 1);
+        for (int cy = std::max(next_row, lo); cy <= hi; ++cy) conv_row(cy);
+        next_row = std::max(next_row, hi + 1);
+        for (int ox = 0; ox < pool_w; ++ox) {
+          const int x0 = ox * ps - pp;
+          const int kx0 = std::max(0, -x0), kx1 = std::min(pk, conv_w - x0);
+          for (int r = 0; r < (second ? 2 : 1); ++r) {
+            auto m = V::set1(-std::numeric_limits<float>::infinity());
+            for (int cy = lo; cy <= hi; ++cy) {
+              const float* row = ring + static_cast<std::size_t>(cy % pk) * row_floats +
+                                 static_cast<std::size_t>(r) * conv_w * B + static_cast<std::ptrdiff_t>(x0) * B;
+              for (int kx = kx0; kx < kx1; ++kx) m = V::max(m, V::load(row + kx * B));
+            }
+            V::store(out.at(n, b0 + static_cast<std::size_t>(r), py, ox), m);
+          }
+        }
       }
     }
   }

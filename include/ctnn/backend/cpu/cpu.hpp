@@ -61,8 +61,9 @@ struct Backend {
       std::vector<Extents> extents_;
       std::vector<Layout> layouts_;
       std::vector<std::size_t> slot_offset_;  // slots + 1 entries
-      std::size_t result_offset_ = 0, scratch_offset_ = 0, winograd_offset_ = 0;
-      int threads_ = 1;  // threads the Winograd scratch is reserved for
+      std::size_t result_offset_ = 0, scratch_offset_ = 0, thread_offset_ = 0;
+      std::size_t thread_floats_ = 0;  // per-thread scratch (Winograd chunks, pooling rings)
+      int threads_ = 1;                // threads the per-thread scratch is reserved for
       AlignedBuffer memory_;
     };
 
@@ -157,6 +158,7 @@ struct Backend {
                                      std::to_string(s.conv.winograd) + ",3x3))";
         if (s.res >= 0) name += " + add";
         if (s.conv.relu) name += " + relu";
+        if (s.conv.pool_kernel) name += " + max_pool";
       }
       return name;
     }
@@ -195,10 +197,11 @@ struct Backend {
           scratch = std::max(scratch, aligned_floats(ctx.extents_[static_cast<std::size_t>(s.in)].count()) +
                                           ctx.extents_[static_cast<std::size_t>(s.out)].count());
       total += aligned_floats(scratch);
-      // Winograd chunks: one L2-sized scratch block per thread.
+      // Winograd chunks and pooling rings: one scratch block per thread.
       ctx.threads_ = max_threads();
-      ctx.winograd_offset_ = total;
-      total += static_cast<std::size_t>(ctx.threads_) * plan_.winograd_scratch();
+      ctx.thread_offset_ = total;
+      ctx.thread_floats_ = aligned_floats(std::max(plan_.winograd_scratch(), pool_scratch(ctx)));
+      total += static_cast<std::size_t>(ctx.threads_) * ctx.thread_floats_;
       if (ctx.memory_.size() < total) ctx.memory_.resize(total);
       ctx.cap_ = cap;
     }
@@ -222,7 +225,15 @@ struct Backend {
       const Program& p = plan_.program();
       return ctx.extents_[static_cast<std::size_t>(p.features)].count() <= ctx.scratch_offset_ - ctx.result_offset_ &&
              ctx.extents_[static_cast<std::size_t>(p.output)].count() <= ctx.scratch_offset_ - ctx.result_offset_ &&
-             linear_scratch(ctx) <= ctx.winograd_offset_ - ctx.scratch_offset_;
+             linear_scratch(ctx) <= ctx.thread_offset_ - ctx.scratch_offset_ && pool_scratch(ctx) <= ctx.thread_floats_;
+    }
+
+    std::size_t pool_scratch(const Context& ctx) const {
+      std::size_t floats = 0;
+      for (const Step& s : plan_.steps())
+        if (s.kind == StepKind::conv && s.conv.pool_kernel)
+          floats = std::max(floats, conv_pool_scratch_floats<Arch>(s.conv, ctx.extents_[static_cast<std::size_t>(s.mid)].w));
+      return floats;
     }
 
     std::size_t linear_scratch(const Context& ctx) const {
@@ -237,6 +248,8 @@ struct Backend {
     void execute(const Step& s, ConstTensorView input, Context& ctx) const {
       const auto& L = [&](int v) -> const Layout& { return ctx.layouts_[static_cast<std::size_t>(v)]; };
       const float* arena = plan_.arena();
+      float* threads_scratch = ctx.memory_.data() + ctx.thread_offset_;
+      const int threads = std::min(max_threads(), ctx.threads_);
       switch (s.kind) {
         case StepKind::input: {
           const Layout& d = L(0);
@@ -268,12 +281,16 @@ struct Backend {
           break;
         }
         case StepKind::conv:
-          if (s.conv.winograd == 2)
+          if (s.conv.pool_kernel) {
+            const Extents& e = ctx.extents_[static_cast<std::size_t>(s.mid)];
+            run_conv_pool<Arch>(s.conv, arena, L(s.in), static_cast<int>(e.h), static_cast<int>(e.w), L(s.out),
+                                s.res >= 0 ? &L(s.res) : nullptr, threads_scratch, ctx.thread_floats_, threads);
+          } else if (s.conv.winograd == 2)
             run_winograd<Arch, 2>(s.conv, arena, plan_.zeros(), L(s.in), L(s.out), s.res >= 0 ? &L(s.res) : nullptr,
-                                  ctx.memory_.data() + ctx.winograd_offset_, std::min(max_threads(), ctx.threads_));
+                                  threads_scratch, ctx.thread_floats_, threads);
           else if (s.conv.winograd == 4)
             run_winograd<Arch, 4>(s.conv, arena, plan_.zeros(), L(s.in), L(s.out), s.res >= 0 ? &L(s.res) : nullptr,
-                                  ctx.memory_.data() + ctx.winograd_offset_, std::min(max_threads(), ctx.threads_));
+                                  threads_scratch, ctx.thread_floats_, threads);
           else
             run_conv<Arch>(s.conv, arena, L(s.in), L(s.out), s.res >= 0 ? &L(s.res) : nullptr);
           break;

@@ -37,6 +37,7 @@ enum class StepKind : std::uint8_t {
 struct Step {
   StepKind kind{};
   int in = 0, out = 0, res = -1;  // value ids; res: fused or standalone residual
+  int mid = -1;                   // conv + fused max pooling: the (never stored) conv output
   std::size_t op = 0;             // first program op this step implements
   ConvSpec conv;                  // conv
   int kernel = 1, stride = 1, padding = 0;  // max_pool
@@ -211,6 +212,24 @@ class Plan {
             s.conv.relu = true;
             ++next;
           }
+          // conv -> ... -> max_pool (the stem): pool straight from registers'
+          // rows when nothing else reads the convolution's output.
+          if (next < boundary && ops[next].kind == OpKind::max_pool && ops[next].input == op.output &&
+              !s.conv.winograd && ops[next].kernel >= 1 && ops[next].stride >= 1 && ops[next].padding >= 0 &&
+              !read_after(op.output, next + 1)) {
+            const Op& pool = ops[next];
+            check_value(pool, pool.output, false, "output");
+            s.conv.pool_kernel = pool.kernel;
+            s.conv.pool_stride = pool.stride;
+            s.conv.pool_padding = pool.padding;
+            s.mid = op.output;
+            s.out = pool.output;
+            info(pool.output).channels = static_cast<std::size_t>(op.out_channels);
+            info(pool.output).lanes = B;
+            defined_[static_cast<std::size_t>(op.output)] = true;
+            defined_[static_cast<std::size_t>(pool.output)] = true;
+            ++next;
+          }
           break;
         }
         case OpKind::batch_norm:
@@ -265,7 +284,7 @@ class Plan {
           info(op.output).lanes = 1;
           break;
       }
-      if (produces) defined_[static_cast<std::size_t>(op.output)] = true;
+      if (produces) defined_[static_cast<std::size_t>(s.out)] = true;
       if (emit) steps_.push_back(s);
       for (std::size_t k = i; k < next; ++k)
         if (k + 1 == program_.features_end) feature_steps_ = steps_.size();
@@ -291,6 +310,14 @@ class Plan {
           winograd_scratch_ =
               std::max(winograd_scratch_, winograd_scratch_floats<Arch, 4>(c.in_channels, c.out_channels));
       }
+  }
+
+  // Whether value v is read by ops [from, end) or is a result of the program.
+  bool read_after(int v, std::size_t from) const {
+    if (v == program_.features || v == program_.output) return true;
+    for (std::size_t k = from; k < program_.ops.size(); ++k)
+      if (program_.ops[k].input == v || program_.ops[k].residual == v) return true;
+    return false;
   }
 
   void check_bn(const Op& op, std::size_t channels, std::span<const float> params) const {

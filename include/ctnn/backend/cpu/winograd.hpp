@@ -159,11 +159,12 @@ template <class V, int M>
 
 }  // namespace detail
 
-// `scratch` holds `threads` blocks of winograd_scratch_floats<Arch, M>;
-// `zeros` is 2 * B zero floats (the products carry no bias).
+// `scratch` holds `threads` blocks of `scratch_floats` (at least
+// winograd_scratch_floats<Arch, M>); `zeros` is 2 * B zero floats (the
+// products carry no bias).
 template <class Arch, int M>
 void run_winograd(const ConvSpec& c, const float* arena, const float* zeros, const Layout& in, const Layout& out,
-                  const Layout* res, float* scratch, int threads) {
+                  const Layout* res, float* scratch, std::size_t scratch_floats, int threads) {
   using V = simd<Arch>;
   using vec = typename V::vec;
   constexpr int B = V::width;
@@ -176,7 +177,6 @@ void run_winograd(const ConvSpec& c, const float* arena, const float* zeros, con
   const long tiles = static_cast<long>(out.n) * tiles_h * tiles_w;
   const std::size_t per_position = packed_conv_floats<Arch>(c.in_channels, c.out_channels, 1, B);
   const std::size_t group_floats = per_position / static_cast<std::size_t>(c.groups);
-  const std::size_t scratch_floats = winograd_scratch_floats<Arch, M>(c.in_channels, c.out_channels);
   const int pair_blocks = 2 * c.groups;  // M has whole pairs of blocks
 
   // Enough chunks to keep every thread busy, each at most the cache-sized maximum.
