@@ -84,7 +84,7 @@ struct Backend {
 
     // One plan step's wall time: which program ops it covers and what it is.
     struct StepTime {
-      std::string name;  // e.g. "conv layer1.0.conv2 (winograd) + bn + add + relu"
+      std::string name;  // e.g. "conv layer1.0.conv2 (winograd F(4x4,3x3)) + add + relu"
       double ms = 0;
     };
     // Runs like run() and times every step (for benchmarks; allocates the result).
@@ -147,7 +147,6 @@ struct Backend {
       return {dst, shape};
     }
 
-   private:
     std::string step_name(const Step& s) const {
       static constexpr const char* kinds[] = {"input",  "copy", "conv", "max_pool", "avg_pool", "linear",
                                               "batch_norm", "relu", "add", "sigmoid", "softmax"};
@@ -225,7 +224,8 @@ struct Backend {
       const Program& p = plan_.program();
       return ctx.extents_[static_cast<std::size_t>(p.features)].count() <= ctx.scratch_offset_ - ctx.result_offset_ &&
              ctx.extents_[static_cast<std::size_t>(p.output)].count() <= ctx.scratch_offset_ - ctx.result_offset_ &&
-             linear_scratch(ctx) <= ctx.thread_offset_ - ctx.scratch_offset_ && pool_scratch(ctx) <= ctx.thread_floats_;
+             linear_scratch(ctx) <= ctx.thread_offset_ - ctx.scratch_offset_ &&
+             std::max(plan_.winograd_scratch(), pool_scratch(ctx)) <= ctx.thread_floats_;
     }
 
     std::size_t pool_scratch(const Context& ctx) const {

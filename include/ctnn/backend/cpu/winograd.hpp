@@ -179,10 +179,11 @@ void run_winograd(const ConvSpec& c, const float* arena, const float* zeros, con
   const std::size_t group_floats = per_position / static_cast<std::size_t>(c.groups);
   const int pair_blocks = 2 * c.groups;  // M has whole pairs of blocks
 
-  // Enough chunks to keep every thread busy, each at most the cache-sized maximum.
-  const int max_chunk = winograd_max_chunk<Arch, M>(c.in_channels, c.out_channels);
-  const long wanted = std::max<long>(1, tiles / (4L * threads));
-  const int chunk = static_cast<int>(std::min<long>(max_chunk, std::max<long>(P, (wanted + P - 1) / P * P)));
+  // Chunks of at most the cache-sized maximum, in a multiple of the thread
+  // count and of equal size, so that no thread waits for a last short one.
+  const long max_chunk = winograd_max_chunk<Arch, M>(c.in_channels, c.out_channels);
+  const long rounds = (tiles + max_chunk * threads - 1) / (max_chunk * threads);
+  const int chunk = static_cast<int>((tiles + rounds * threads - 1) / (rounds * threads));
   const long chunks = (tiles + chunk - 1) / chunk;
 
   ConvTileArgs gemm;
