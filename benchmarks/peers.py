@@ -4,7 +4,7 @@
     python benchmarks/peers.py [--ctnn-bench build/benchmarks/ctnn-bench]
         [--config resnet18:1 --config resnet18:8 --config resnet50:1]
         [--threads 2] [--rounds 7] [--runs 10] [--warmup 3]
-        [--peers ctnn,ort,torch] [--json results.json]
+        [--peers ctnn,ort,torch] [--json results.json] [--wait-idle 90]
 
 Peers, all FP32 on the CPU, at 224x224 (``--size``), random weights:
   ctnn   ``ctnn-bench --json`` (the CPU backend), one process per round.
@@ -20,7 +20,8 @@ pool runs beside another's measurement. Rounds interleave the peers
 (ctnn, ort, torch, ctnn, ort, torch, ...) so that a change of machine load hits
 all of them alike. A round is ``--warmup`` untimed passes and ``--runs`` timed
 ones; a peer's figure is the median of its per-round medians. The ratios are
-ctnn's median over the peer's (below 1 means ctnn is faster).
+ctnn's median over the peer's (below 1 means ctnn is faster). On a shared
+machine, ``--wait-idle PCT`` holds each round until the machine is that idle.
 
 Needs torch + torchvision (any version from 1.13; Debian's 1.13 runs some convs
 on reference BLAS and is no fair speed baseline), onnx and onnxruntime for the
@@ -225,6 +226,34 @@ def load_avg():
         return "n/a"
 
 
+def idle_percent(seconds):
+    """Share of CPU time the whole machine spent idle over `seconds` (Linux), or None."""
+    def sample():
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        return sum(v[:8]), v[3] + v[4]  # user..steal; idle + iowait
+    try:
+        t1, i1 = sample()
+        time.sleep(seconds)
+        t2, i2 = sample()
+    except (OSError, ValueError):
+        return None
+    return 100.0 * (i2 - i1) / max(1, t2 - t1)
+
+
+def wait_for_idle(threshold, limit_s):
+    """Blocks until the machine is at least `threshold`% idle (our workers are
+    quiet while this runs); returns the seconds waited. Gives up after limit_s."""
+    if threshold <= 0:
+        return 0.0
+    start = time.monotonic()
+    while time.monotonic() - start < limit_s:
+        idle = idle_percent(0.5)
+        if idle is None or idle >= threshold:
+            break
+    return time.monotonic() - start
+
+
 def fmt_ms(v):
     return "—" if v is None else f"{v:.2f}"
 
@@ -245,6 +274,11 @@ def main() -> int:
     ap.add_argument("--warmup", type=int, default=3, help="untimed passes per round")
     ap.add_argument("--peers", default=",".join(PEERS))
     ap.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    ap.add_argument("--wait-idle", type=float, default=0, metavar="PCT",
+                    help="before each peer's round, wait until the machine is PCT%% idle "
+                         "(for shared machines; Linux only; 0 = never wait)")
+    ap.add_argument("--wait-limit", type=float, default=900, metavar="S",
+                    help="longest single wait for --wait-idle, in seconds")
     # Internal: worker mode.
     ap.add_argument("--worker", choices=("ort", "torch"), help=argparse.SUPPRESS)
     ap.add_argument("--model", help=argparse.SUPPRESS)
@@ -296,9 +330,11 @@ def main() -> int:
                         workers[p] = Worker(p, model, batch, args.size, args.threads, onnx_path, env)
                         results["versions"][p] = workers[p].version
                 medians = {p: [] for p in peers}
+                waited = 0.0
                 for r in range(args.rounds):
                     for p in peers:
                         time.sleep(SETTLE_S)
+                        waited += wait_for_idle(args.wait_idle, args.wait_limit)
                         if p == "ctnn":
                             row = ctnn_round(exe, model, batch, args.size, args.threads, args.runs, args.warmup, env)
                             results["versions"]["ctnn"] = row.get("backend", "ctnn")
@@ -307,11 +343,11 @@ def main() -> int:
                             medians[p].append(workers[p].round(args.runs, args.warmup))
                     print(f"  {model} batch {batch} round {r + 1}: " +
                           ", ".join(f"{p} {medians[p][-1]:.2f} ms" for p in peers) +
-                          f" (load {load_avg()})", file=sys.stderr)
+                          f" (load {load_avg()}, waited {waited:.0f} s for idle)", file=sys.stderr)
             finally:
                 for w in workers.values():
                     w.close()
-            row = {"model": model, "batch": batch,
+            row = {"model": model, "batch": batch, "waited_for_idle_s": round(waited, 1),
                    **{f"{p}_ms": statistics.median(medians[p]) for p in peers},
                    **{f"{p}_round_medians": medians[p] for p in peers}}
             results["rows"].append(row)
@@ -332,7 +368,8 @@ def main() -> int:
     print()
     print(f"Medians of {args.rounds} interleaved rounds, each the median of {args.runs} passes after "
           f"{args.warmup} warm-up; {args.size}x{args.size}, FP32. Machine: {results['machine']}. "
-          f"Load average before {results['load_before']}, after {results['load_after']}.")
+          f"Load average before {results['load_before']}, after {results['load_after']}." +
+          (f" Each round started once the machine was {args.wait_idle:g}% idle." if args.wait_idle > 0 else ""))
     for p in cols:
         print(f"- {p}: {results['versions'].get(p, '?')}")
     if args.json:
