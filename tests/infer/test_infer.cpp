@@ -235,7 +235,9 @@ TEST_CASE("infer: bad usage and bad input exit 1 with one line on stderr" * doct
     check_refused(ok_weights + " --image " + q(images / "bad" / "jpeg_truncated_half.jpg"), "truncated JPEG");
     check_refused(ok_weights + " --image " + q(images / "rgb_97x131.png") + " " + q(images / "rgb_250x61.png") +
                       " --resize 40 --crop 1000000",
-                  "--crop '1000000'");
+                  "--crop '1000000': expected a whole number from 1 to 4096");
+    check_refused(ok_weights + " --image " + q(images / "rgb_97x131.png") + " --resize 5000",
+                  "--resize '5000': expected a whole number from 1 to 4096");
   }
   SUBCASE("outputs") {
     check_refused(ok_weights + input + " --labels " + q(labels9), "9 class names for a model with 10 outputs");
@@ -247,6 +249,27 @@ TEST_CASE("infer: bad usage and bad input exit 1 with one line on stderr" * doct
     if (l.out.find("\tcuda\n") == std::string::npos)
       check_refused(ok_weights + input + " --backend cuda", "this ctnn-infer was built without CUDA");
   }
+}
+
+// With CUDA in the build: parity on a GPU, a clear refusal without one.
+TEST_CASE("infer: --backend cuda" * doctest::skip(!have_tool)) {
+  const Run l = run("--list");
+  if (l.out.find("\tcuda\n") == std::string::npos) {
+    MESSAGE("ctnn-infer was built without CUDA");
+    return;
+  }
+  const Run probe = run(fc10("resnet20_fc10_p2.pth") + input + " --backend cuda --top 1");
+  if (probe.status != 0) {
+    check_refused(fc10("resnet20_fc10_p2.pth") + input + " --backend cuda", "--backend cuda: no usable CUDA GPU");
+    return;
+  }
+  check_parity(fc10("resnet20_fc10.safetensors") + input + " --backend cuda", "expected_fc10.npy", "cuda, linear:10");
+  check_parity("--arch resnet20 --head dropout-softmax:7 --weights " + q(data / "resnet20_dropout_softmax7.pth") + input +
+                   " --backend cuda",
+               "expected_dropout_softmax7.npy", "cuda, dropout-softmax:7");
+  check_parity(fc10("resnet20_fc10_p4.pth") + " --image " + q(images / "rgb_97x131.png") + " " +
+                   q(images / "rgb_250x61.png") + " --resize 40 --crop 32 --backend cuda",
+               "expected_images_fc10.npy", "cuda, two PNGs");
 }
 
 TEST_CASE("infer: the tool is part of this build") {

@@ -127,8 +127,10 @@ inline Options parse_options(const std::vector<std::string>& args) {
     else if (flag == "--output") o.output = take();
     else if (flag == "--labels") o.labels = take();
     else if (flag == "--backend") o.backend = take();
-    else if (flag == "--resize") { o.resize = number(1 << 15); o.resize_given = true; }
-    else if (flag == "--crop") { o.crop = number(1 << 15); o.crop_given = true; }
+    // 4096 keeps a resized photograph and the network's activations within
+    // a few GB; ResNets are trained at 224.
+    else if (flag == "--resize") { o.resize = number(4096); o.resize_given = true; }
+    else if (flag == "--crop") { o.crop = number(4096); o.crop_given = true; }
     else if (flag == "--top") o.top = number(1 << 24);
     else if (flag == "--image") {
       if (inline_value) {
