@@ -34,13 +34,24 @@ Result run_network(const Request& req, ctnn::ConstTensorView input) {
   const auto ms = [](clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); };
 
   const auto t0 = clock::now();
-  // Zeros, not a random initialisation: the strict load overwrites every tensor.
+  const ctnn::io::TensorFile file = ctnn::io::read_weights(req.weights);
+  // Zeros, not a random initialisation: the strict load overwrites every
+  // tensor. A run-time-width head is built at the checkpoint's width from the
+  // start (Model::load would otherwise rebuild and re-initialise it, which
+  // costs more than reading a ResNet-18).
   std::unique_ptr<Model> model;
-  if constexpr (Model::dynamic_classes)
-    model = std::make_unique<Model>(req.classes.value_or(1), ctnn::Init::zeros);
-  else
+  if constexpr (Model::dynamic_classes) {
+    std::size_t classes = req.classes.value_or(0);
+    for (const char* name : {"fc.weight", "fc.0.weight"}) {
+      const ctnn::io::TensorRecord* r = file.find(name);
+      if (!classes && r && r->shape.size() == 2 && r->shape[0] > 0 && r->shape[0] <= (1u << 24))
+        classes = static_cast<std::size_t>(r->shape[0]);
+    }
+    model = std::make_unique<Model>(classes ? classes : 1, ctnn::Init::zeros);
+  } else {
     model = std::make_unique<Model>(ctnn::Init::zeros);
-  const ctnn::LoadReport report = model->load(req.weights, ctnn::Load::strict);
+  }
+  const ctnn::LoadReport report = model->load(file, ctnn::Load::strict);
   // A run-time-width head takes its width from the checkpoint; a width given
   // on the command line is a claim about the checkpoint, checked here.
   if (req.classes && model->classes() != *req.classes)
