@@ -60,6 +60,12 @@ struct RgbImage {
 
 enum class ImageFormat { png, jpeg };
 
+// What a file's header claims, once its container has been checked.
+struct ImageInfo {
+  ImageFormat format;
+  std::uint64_t width = 0, height = 0;
+};
+
 // What an image file may claim before anything is allocated for it. The
 // defaults admit any photograph (a 100-megapixel camera frame is 1e8 pixels)
 // and refuse the classic decompression bombs (a 100 kB PNG claiming
@@ -140,10 +146,6 @@ inline std::uint32_t crc32(std::span<const std::byte> data) {
   return c ^ 0xFFFFFFFFu;
 }
 
-struct Header {
-  ImageFormat format;
-  std::uint64_t width = 0, height = 0;
-};
 
 inline std::string chunk_name(const std::byte* p) {
   std::string s;
@@ -155,8 +157,8 @@ inline std::string chunk_name(const std::byte* p) {
 }
 
 // PNG: signature, then chunks (u32 length, type, data, CRC over type+data).
-inline Header check_png(std::span<const std::byte> b, std::string_view source) {
-  Header h{ImageFormat::png};
+inline ImageInfo check_png(std::span<const std::byte> b, std::string_view source) {
+  ImageInfo h{ImageFormat::png};
   std::size_t pos = 8;
   bool seen_ihdr = false, seen_idat = false;
   for (int index = 0;; ++index) {
@@ -217,8 +219,8 @@ inline Header check_png(std::span<const std::byte> b, std::string_view source) {
 //     them reads far out of bounds.
 // So every table a scan needs (by the rules of baseline and progressive
 // coding, ITU T.81 G.1.2) must have been defined before that scan.
-inline Header check_jpeg(std::span<const std::byte> b, std::string_view source) {
-  Header h{ImageFormat::jpeg};
+inline ImageInfo check_jpeg(std::span<const std::byte> b, std::string_view source) {
+  ImageInfo h{ImageFormat::jpeg};
   const std::size_t n = b.size();
   std::size_t pos = 2;
   bool seen_frame = false, seen_scan = false, progressive = false;
@@ -360,7 +362,7 @@ inline Header check_jpeg(std::span<const std::byte> b, std::string_view source) 
   return h;
 }
 
-inline void check_limits(const Header& h, const ImageLimits& limits, std::string_view source) {
+inline void check_limits(const ImageInfo& h, const ImageLimits& limits, std::string_view source) {
   const char* what = h.format == ImageFormat::png ? "PNG" : "JPEG";
   if (h.width == 0 || h.height == 0)
     fail(source, std::string(what) + " header claims an empty image (" + std::to_string(h.width) + "x" +
@@ -381,7 +383,7 @@ bool stb_decode(std::span<const std::byte> bytes, RgbImage& out, const char*& re
 
 // The header fields of a PNG or JPEG, after the same container checks that
 // decode_image makes (without decoding any pixels).
-inline detail::image::Header inspect_image(std::span<const std::byte> bytes, std::string_view source = "<memory>") {
+inline ImageInfo inspect_image(std::span<const std::byte> bytes, std::string_view source = "<memory>") {
   const ImageFormat f = detail::image::sniff(bytes, source);
   return f == ImageFormat::png ? detail::image::check_png(bytes, source) : detail::image::check_jpeg(bytes, source);
 }
@@ -395,7 +397,7 @@ inline RgbImage decode_image(std::span<const std::byte> bytes, std::string_view 
   if (bytes.size() > limits.max_file_bytes)
     d::fail(source, "image file of " + std::to_string(bytes.size()) + " bytes is above the limit of " +
                         std::to_string(limits.max_file_bytes));
-  const d::Header h = inspect_image(bytes, source);
+  const ImageInfo h = inspect_image(bytes, source);
   d::check_limits(h, limits, source);
   RgbImage img;
   const char* reason = nullptr;
