@@ -191,11 +191,47 @@ void run_conv(const ConvSpec& c, const float* arena, const Layout& in, const Lay
   // across pairs). Only the visiting order changes, never the arithmetic.
   const bool pairs_outer = c.group_floats * static_cast<std::size_t>(c.groups) > static_cast<std::size_t>(in.item());
   const long tasks = static_cast<long>(items) * c.groups * out_h;
-  // Dynamic hand-out in coarse pieces (a pair's rows at a time when pairs
-  // are outermost, so that the prefetched next pair usually follows on the
-  // same core): a thread slowed by other work on its core does not hold the
-  // others up. Which thread runs a task never changes its arithmetic.
-  const long grain = pairs_outer ? out_h : std::max(1L, tasks / 16);
+
+  const auto row_task = [&](long t) {
+    int n, g, oh;
+    if (pairs_outer) {
+      n = static_cast<int>(t / (static_cast<long>(c.groups) * out_h));
+      const long r = t % (static_cast<long>(c.groups) * out_h);
+      g = static_cast<int>(r / out_h);
+      oh = static_cast<int>(r % out_h);
+    } else {
+      n = static_cast<int>(t / (static_cast<long>(c.groups) * out_h));
+      const long r = t % (static_cast<long>(c.groups) * out_h);
+      oh = static_cast<int>(r / c.groups);
+      g = static_cast<int>(r % c.groups);
+    }
+    ConvTileArgs a = base;
+    a.weights = arena + c.weights + static_cast<std::size_t>(g) * c.group_floats;
+    if (pairs_outer && g + 1 < c.groups) {
+      // While this pair's rows run, stream the next pair's weights in: a
+      // share per row, spread over the input blocks of the row's first tile.
+      const long lines = static_cast<long>(c.group_floats * sizeof(float) / 64);
+      const long per_row = (lines + out_h - 1) / out_h;
+      const long begin = std::min(lines, per_row * oh);
+      a.prefetch_lines = static_cast<int>((std::min(per_row, lines - begin) + a.in_blocks - 1) / a.in_blocks);
+      a.prefetch = reinterpret_cast<const char*>(a.weights + c.group_floats) + begin * 64;
+    }
+    a.bias = arena + c.bias + static_cast<std::size_t>(g) * 2 * B;
+    const std::size_t b0 = static_cast<std::size_t>(2 * g), b1 = b0 + 1;
+    const bool second = static_cast<int>(b1) < out_blocks;
+    const std::ptrdiff_t iy = static_cast<std::ptrdiff_t>(oh) * c.stride - c.padding;
+    for (int tile = 0; tile < tiles; ++tile) {
+      // The last tile is shifted left to end at the row's end; where the
+      // row is narrower than a tile, it is stored partially instead.
+      const int ow = std::max(0, std::min(tile * pixels, out_w - pixels));
+      const int valid = std::min(pixels, out_w);
+      const std::ptrdiff_t ix = static_cast<std::ptrdiff_t>(ow) * c.stride - c.padding;
+      const auto i = static_cast<std::size_t>(n);
+      kernel(a, in.at(i, 0, iy, ix), out.at(i, b0, oh, ow), second ? out.at(i, b1, oh, ow) : nullptr,
+             res ? res->at(i, b0, oh, ow) : nullptr, res && second ? res->at(i, b1, oh, ow) : nullptr, valid);
+      a.prefetch = nullptr;
+    }
+  };
 
 #pragma omp parallel
   {
@@ -203,46 +239,17 @@ void run_conv(const ConvSpec& c, const float* arena, const Layout& in, const Lay
     for (long t = 0; t < static_cast<long>(items) * out_blocks; ++t)
       clear_border<Arch>(out, static_cast<std::size_t>(t / out_blocks), static_cast<std::size_t>(t % out_blocks));
 
-#pragma omp for schedule(dynamic, grain)
-    for (long t = 0; t < tasks; ++t) {
-      int n, g, oh;
-      if (pairs_outer) {
-        n = static_cast<int>(t / (static_cast<long>(c.groups) * out_h));
-        const long r = t % (static_cast<long>(c.groups) * out_h);
-        g = static_cast<int>(r / out_h);
-        oh = static_cast<int>(r % out_h);
-      } else {
-        n = static_cast<int>(t / (static_cast<long>(c.groups) * out_h));
-        const long r = t % (static_cast<long>(c.groups) * out_h);
-        oh = static_cast<int>(r / c.groups);
-        g = static_cast<int>(r % c.groups);
-      }
-      ConvTileArgs a = base;
-      a.weights = arena + c.weights + static_cast<std::size_t>(g) * c.group_floats;
-      if (pairs_outer && g + 1 < c.groups) {
-        // While this pair's rows run, stream the next pair's weights in: a
-        // share per row, spread over the input blocks of the row's first tile.
-        const long lines = static_cast<long>(c.group_floats * sizeof(float) / 64);
-        const long per_row = (lines + out_h - 1) / out_h;
-        const long begin = std::min(lines, per_row * oh);
-        a.prefetch_lines = static_cast<int>((std::min(per_row, lines - begin) + a.in_blocks - 1) / a.in_blocks);
-        a.prefetch = reinterpret_cast<const char*>(a.weights + c.group_floats) + begin * 64;
-      }
-      a.bias = arena + c.bias + static_cast<std::size_t>(g) * 2 * B;
-      const std::size_t b0 = static_cast<std::size_t>(2 * g), b1 = b0 + 1;
-      const bool second = static_cast<int>(b1) < out_blocks;
-      const std::ptrdiff_t iy = static_cast<std::ptrdiff_t>(oh) * c.stride - c.padding;
-      for (int tile = 0; tile < tiles; ++tile) {
-        // The last tile is shifted left to end at the row's end; where the
-        // row is narrower than a tile, it is stored partially instead.
-        const int ow = std::max(0, std::min(tile * pixels, out_w - pixels));
-        const int valid = std::min(pixels, out_w);
-        const std::ptrdiff_t ix = static_cast<std::ptrdiff_t>(ow) * c.stride - c.padding;
-        const auto i = static_cast<std::size_t>(n);
-        kernel(a, in.at(i, 0, iy, ix), out.at(i, b0, oh, ow), second ? out.at(i, b1, oh, ow) : nullptr,
-               res ? res->at(i, b0, oh, ow) : nullptr, res && second ? res->at(i, b1, oh, ow) : nullptr, valid);
-        a.prefetch = nullptr;
-      }
+    if (pairs_outer) {
+      // Contiguous pairs per thread, so that the pair whose weights a task
+      // prefetches is the one the same core runs next.
+#pragma omp for schedule(static)
+      for (long t = 0; t < tasks; ++t) row_task(t);
+    } else {
+      // Handed out dynamically in coarse pieces: a thread slowed by other
+      // work on its core does not hold the others up. Which thread runs a
+      // task never changes its arithmetic.
+#pragma omp for schedule(dynamic, std::max(1L, tasks / 16))
+      for (long t = 0; t < tasks; ++t) row_task(t);
     }
   }
 }
