@@ -343,7 +343,7 @@ def main() -> int:
                             medians[p].append(workers[p].round(args.runs, args.warmup))
                     print(f"  {model} batch {batch} round {r + 1}: " +
                           ", ".join(f"{p} {medians[p][-1]:.2f} ms" for p in peers) +
-                          f" (load {load_avg()}, waited {waited:.0f} s for idle)", file=sys.stderr)
+                          f" (load {load_avg()}, {waited:.0f} s spent waiting for idle so far)", file=sys.stderr)
             finally:
                 for w in workers.values():
                     w.close()
