@@ -12,7 +12,7 @@
 #include <random>
 
 #include <ctnn/backend/cpu/cpu.hpp>
-#include <ctnn/ctnn.hpp>
+#include <ctnn/inference.hpp>
 
 namespace {
 

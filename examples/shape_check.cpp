@@ -6,13 +6,13 @@
 //
 //   g++ -std=c++20 -fsyntax-only -Iinclude -I/usr/include/eigen3 -DCTNN_SHOW_WRONG_HEAD examples/shape_check.cpp
 //
-// COMPILE-FAIL CTNN_SHOW_WRONG_HEAD CTNN_HEAD_IN_FEATURES_MISMATCH max-errors=1 first-lines=4:head_in_features_mismatch<512,.2048>
-// COMPILE-FAIL CTNN_SHOW_WRONG_HEAD_R50 CTNN_HEAD_IN_FEATURES_MISMATCH max-errors=1 first-lines=4:head_in_features_mismatch<2048,.512>
-// COMPILE-FAIL CTNN_SHOW_SEQUENTIAL_LINK CTNN_LINEAR_IN_FEATURES_MISMATCH max-errors=1 first-lines=4:linear_in_features_mismatch<128,.64>
-// COMPILE-FAIL CTNN_SHOW_SOFTMAX_1 CTNN_SOFTMAX_NEEDS_TWO_OUTPUTS max-errors=1 first-lines=4:softmax_needs_two_outputs<1>
-// COMPILE-FAIL CTNN_SHOW_CONV_CHANNELS CTNN_CONV_CHANNEL_MISMATCH max-errors=1 first-lines=4:conv_in_channels_mismatch<64,.32>
+// COMPILE-FAIL CTNN_SHOW_WRONG_HEAD CTNN_HEAD_IN_FEATURES_MISMATCH max-errors=1 first-lines=8:head_in_features_mismatch<512,.2048>
+// COMPILE-FAIL CTNN_SHOW_WRONG_HEAD_R50 CTNN_HEAD_IN_FEATURES_MISMATCH max-errors=1 first-lines=8:head_in_features_mismatch<2048,.512>
+// COMPILE-FAIL CTNN_SHOW_SEQUENTIAL_LINK CTNN_LINEAR_IN_FEATURES_MISMATCH max-errors=1 first-lines=8:linear_in_features_mismatch<128,.64>
+// COMPILE-FAIL CTNN_SHOW_SOFTMAX_1 CTNN_SOFTMAX_NEEDS_TWO_OUTPUTS max-errors=1 first-lines=8:softmax_needs_two_outputs<1>
+// COMPILE-FAIL CTNN_SHOW_CONV_CHANNELS CTNN_CONV_CHANNEL_MISMATCH max-errors=1 first-lines=8:conv_in_channels_mismatch<64,.32>
 // COMPILE-FAIL CTNN_SHOW_BATCHNORM_CHANNELS CTNN_BATCHNORM_CHANNEL_MISMATCH max-errors=1
-// COMPILE-FAIL CTNN_SHOW_SPATIAL CTNN_SPATIAL_TOO_SMALL max-errors=1 first-lines=4:spatial_size_too_small<5,.5,.7,.0>
+// COMPILE-FAIL CTNN_SHOW_SPATIAL CTNN_SPATIAL_TOO_SMALL max-errors=1 first-lines=8:spatial_size_too_small<5,.5,.7,.0>
 // COMPILE-FAIL CTNN_SHOW_LINEAR_ON_MAP CTNN_LINEAR_NEEDS_FEATURE_VECTOR max-errors=1
 // COMPILE-FAIL CTNN_SHOW_DROPOUT CTNN_DROPOUT_PROBABILITY max-errors=1
 // COMPILE-FAIL CTNN_SHOW_BACKEND CTNN_BACKEND_CANNOT_RUN max-errors=1

@@ -1,24 +1,10 @@
-// ctnn: compile-time typed neural networks. The umbrella header.
+// ctnn: compile-time typed neural networks. The umbrella header: everything
+// in <ctnn/inference.hpp>, plus loading and saving weight files and training.
 #pragma once
 
-#include "ctnn/core/layer.hpp"
-#include "ctnn/core/network.hpp"
-#include "ctnn/core/sequential.hpp"
-#include "ctnn/core/shape.hpp"
-#include "ctnn/core/tensor.hpp"
-#include "ctnn/layers/activation.hpp"
-#include "ctnn/layers/batchnorm.hpp"
-#include "ctnn/layers/conv.hpp"
-#include "ctnn/layers/dropout.hpp"
-#include "ctnn/layers/linear.hpp"
-#include "ctnn/layers/pool.hpp"
-#include "ctnn/models/blocks.hpp"
-#include "ctnn/models/resnet.hpp"
-#include "ctnn/core/model.hpp"
-#include "ctnn/core/summary.hpp"
-#include "ctnn/core/init.hpp"
+#include "ctnn/inference.hpp"
+#include "ctnn/io/model_io.hpp"
 #include "ctnn/io/weights.hpp"
-#include "ctnn/backend/default.hpp"
 #include "ctnn/train/loss.hpp"
 #include "ctnn/train/optim.hpp"
 #include "ctnn/train/trainer.hpp"

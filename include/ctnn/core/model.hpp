@@ -25,9 +25,7 @@
 #include "ctnn/core/network.hpp"
 #include "ctnn/core/predict.hpp"
 #include "ctnn/core/summary.hpp"
-#include "ctnn/io/safetensors.hpp"
 #include "ctnn/io/tensor_file.hpp"
-#include "ctnn/io/weights.hpp"
 
 namespace ctnn {
 
@@ -145,14 +143,15 @@ class Model {
 
   // ---- weights ------------------------------------------------------------
   LoadReport load(const io::TensorFile& file, Load policy = Load::strict);
+  // Files: defined in <ctnn/io/model_io.hpp> (included by <ctnn/ctnn.hpp>),
+  // so that inference-only translation units (<ctnn/inference.hpp>) do not
+  // compile the file readers.
   // A .safetensors or .pth file (torchvision state_dict names).
-  LoadReport load(const std::filesystem::path& path, Load policy = Load::strict) {
-    return load(io::read_weights(path), policy);
-  }
+  LoadReport load(const std::filesystem::path& path, Load policy = Load::strict);
   // safetensors with torchvision names, plus an I64 num_batches_tracked per
   // BatchNorm so that PyTorch's strict load_state_dict accepts the file.
-  void save(const std::filesystem::path& path) const { io::write_safetensors(path, tensors_to_write()); }
-  std::vector<std::byte> save_to_memory() const { return io::write_safetensors_to_memory(tensors_to_write()); }
+  void save(const std::filesystem::path& path) const;
+  std::vector<std::byte> save_to_memory() const;
 
   // ---- inference ----------------------------------------------------------
   Context make_context(Capacity capacity) const { return executor_.make_context(capacity); }
@@ -180,26 +179,6 @@ class Model {
 
  private:
   static constexpr int default_size(int d) { return d == dynamic ? 224 : d; }
-
-  std::vector<io::TensorToWrite> tensors_to_write() const {
-    static constexpr std::int64_t batches_tracked = 0;
-    std::vector<io::TensorToWrite> out;
-    for (const TensorInfo& t : tensors_) {
-      io::TensorToWrite w;
-      w.name = t.name;
-      w.shape.assign(t.shape.begin(), t.shape.end());
-      w.bytes = std::as_bytes(std::span<const float>(arena_.data() + t.offset, t.size));
-      out.push_back(std::move(w));
-      if (t.role == TensorRole::bn_running_var) {
-        io::TensorToWrite n;
-        n.name = t.name.substr(0, t.name.size() - std::string_view("running_var").size()) + "num_batches_tracked";
-        n.dtype = io::DType::i64;
-        n.bytes = std::as_bytes(std::span<const std::int64_t>(&batches_tracked, 1));
-        out.push_back(std::move(n));
-      }
-    }
-    return out;
-  }
 
   std::span<float> arena_view() const { return {const_cast<float*>(arena_.data()), arena_.size()}; }
   int output_channels() const {
