@@ -13,17 +13,6 @@
 using namespace ctnn::io;
 using namespace ctnn_image_test;
 
-namespace {
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const LoadError& e) {
-    return e.what();
-  }
-  return "<no LoadError>";
-}
-}  // namespace
 
 TEST_CASE("image corpus: each bad file is refused with its expected message") {
   const auto dir = data_dir() / "bad";

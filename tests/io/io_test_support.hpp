@@ -12,35 +12,16 @@
 #include <string>
 #include <vector>
 
+#include "test_files.hpp"
+
 namespace ctnn_io_test {
 
 inline std::filesystem::path data_dir() { return std::filesystem::path(CTNN_TEST_DATA_DIR) / "io"; }
 
-inline std::vector<std::byte> file_bytes(const std::filesystem::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::vector<char> chars((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  std::vector<std::byte> out(chars.size());
-  for (std::size_t i = 0; i < chars.size(); ++i) out[i] = static_cast<std::byte>(chars[i]);
-  return out;
-}
-
-inline std::vector<std::string> split(const std::string& s, char sep) {
-  std::vector<std::string> out;
-  std::string cur;
-  std::istringstream in(s);
-  while (std::getline(in, cur, sep)) out.push_back(cur);
-  if (!s.empty() && s.back() == sep) out.emplace_back();
-  return out;
-}
-
-// Non-comment lines of a table, split at tabs.
-inline std::vector<std::vector<std::string>> read_table(const std::filesystem::path& p) {
-  std::ifstream in(p);
-  std::vector<std::vector<std::string>> rows;
-  for (std::string line; std::getline(in, line);)
-    if (!line.empty() && line[0] != '#') rows.push_back(split(line, '\t'));
-  return rows;
-}
+using ctnn_test::file_bytes;
+using ctnn_test::read_table;
+using ctnn_test::split;
+using ctnn_test::error_of;
 
 inline std::vector<std::byte> from_hex(const std::string& hex) {
   std::vector<std::byte> out;

@@ -14,19 +14,6 @@
 using namespace ctnn::io;
 using namespace ctnn_io_test;
 
-namespace {
-
-template <class Load>
-std::string error_of(Load&& load) {
-  try {
-    load();
-  } catch (const LoadError& e) {
-    return e.what();
-  }
-  return "<no LoadError>";
-}
-
-}  // namespace
 
 TEST_CASE("hostile corpus: each file is refused with its expected message") {
   const auto dir = data_dir() / "bad";
