@@ -99,15 +99,17 @@ double time_layer(const Shape& sh, std::size_t batch, int runs, bool winograd, i
 
   flops = 2.0 * static_cast<double>(e[1].count()) * sh.cin * sh.k * sh.k;
   ctnn::AlignedBuffer scratch(std::max<std::size_t>(1, plan.winograd_scratch() * static_cast<std::size_t>(threads)));
+  ThreadPool pool(threads);
+  const Parallel par{&pool, threads};
   const auto once = [&] {
     if (step.conv.winograd == 2)
       run_winograd<Arch, 2>(step.conv, plan.arena(), plan.zeros(), in, out, nullptr, scratch.data(),
-                            plan.winograd_scratch(), threads);
+                            plan.winograd_scratch(), par);
     else if (step.conv.winograd == 4)
       run_winograd<Arch, 4>(step.conv, plan.arena(), plan.zeros(), in, out, nullptr, scratch.data(),
-                            plan.winograd_scratch(), threads);
+                            plan.winograd_scratch(), par);
     else
-      run_conv<Arch>(step.conv, plan.arena(), in, out, nullptr);
+      run_conv<Arch>(step.conv, plan.arena(), in, out, nullptr, par);
   };
   once();
   std::vector<double> t;

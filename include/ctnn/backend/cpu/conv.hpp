@@ -10,12 +10,9 @@
 #include <limits>
 #include <span>
 
-#if defined(_OPENMP)
-#include <omp.h>
-#endif
-
 #include "ctnn/backend/cpu/conv_kernel.hpp"
 #include "ctnn/backend/cpu/layout.hpp"
+#include "ctnn/backend/cpu/thread_pool.hpp"
 
 namespace ctnn::backend::cpu {
 inline namespace CTNN_CPU_ISA {
@@ -170,11 +167,11 @@ inline ConvTileArgs tile_args(const ConvSpec& c, const Layout& in) {
 }  // namespace detail
 
 // Runs one convolution over all items: out = act(conv(in) + bias [+ res]).
-// `res` is null without a fused residual. Parallel over output rows and
-// output-block pairs; each output element is computed by one tile in a
-// fixed order, so any thread count gives bit-identical results.
+// `res` is null without a fused residual. Each output element is computed by
+// one tile in a fixed order, so any thread count gives bit-identical results.
 template <class Arch>
-void run_conv(const ConvSpec& c, const float* arena, const Layout& in, const Layout& out, const Layout* res) {
+void run_conv(const ConvSpec& c, const float* arena, const Layout& in, const Layout& out, const Layout* res,
+              const Parallel& par) {
   constexpr int B = block_width<Arch>;
   const int out_h = static_cast<int>(out.h), out_w = static_cast<int>(out.w);
   const int items = static_cast<int>(out.n);
@@ -185,72 +182,68 @@ void run_conv(const ConvSpec& c, const float* arena, const Layout& in, const Lay
   const int tiles = (out_w + pixels - 1) / pixels;
   const ConvTileArgs base = detail::tile_args(c, in);
 
-  // Visit output-block pairs outermost when the weights outweigh one item's
-  // input (late layers: a pair's weights stay in L2 across rows), rows
-  // outermost otherwise (early layers: an input row band stays in cache
-  // across pairs). Only the visiting order changes, never the arithmetic.
-  const bool pairs_outer = c.group_floats * static_cast<std::size_t>(c.groups) > static_cast<std::size_t>(in.item());
-  const long tasks = static_cast<long>(items) * c.groups * out_h;
-
-  const auto row_task = [&](long t) {
-    int n, g, oh;
-    if (pairs_outer) {
-      n = static_cast<int>(t / (static_cast<long>(c.groups) * out_h));
-      const long r = t % (static_cast<long>(c.groups) * out_h);
-      g = static_cast<int>(r / out_h);
-      oh = static_cast<int>(r % out_h);
-    } else {
-      n = static_cast<int>(t / (static_cast<long>(c.groups) * out_h));
-      const long r = t % (static_cast<long>(c.groups) * out_h);
-      oh = static_cast<int>(r / c.groups);
-      g = static_cast<int>(r % c.groups);
-    }
+  // One output row of one item and one output-block pair; `prefetch` (or
+  // null) is weights to pull towards L2 meanwhile.
+  const auto row = [&](int n, int g, int oh, const char* prefetch, int prefetch_lines) {
     ConvTileArgs a = base;
     a.weights = arena + c.weights + static_cast<std::size_t>(g) * c.group_floats;
-    if (pairs_outer && g + 1 < c.groups) {
-      // While this pair's rows run, stream the next pair's weights in: a
-      // share per row, spread over the input blocks of the row's first tile.
-      const long lines = static_cast<long>(c.group_floats * sizeof(float) / 64);
-      const long per_row = (lines + out_h - 1) / out_h;
-      const long begin = std::min(lines, per_row * oh);
-      a.prefetch_lines = static_cast<int>((std::min(per_row, lines - begin) + a.in_blocks - 1) / a.in_blocks);
-      a.prefetch = reinterpret_cast<const char*>(a.weights + c.group_floats) + begin * 64;
-    }
     a.bias = arena + c.bias + static_cast<std::size_t>(g) * 2 * B;
+    a.prefetch = prefetch;
+    a.prefetch_lines = prefetch_lines;
     const std::size_t b0 = static_cast<std::size_t>(2 * g), b1 = b0 + 1;
     const bool second = static_cast<int>(b1) < out_blocks;
     const std::ptrdiff_t iy = static_cast<std::ptrdiff_t>(oh) * c.stride - c.padding;
+    const auto i = static_cast<std::size_t>(n);
     for (int tile = 0; tile < tiles; ++tile) {
       // The last tile is shifted left to end at the row's end; where the
       // row is narrower than a tile, it is stored partially instead.
       const int ow = std::max(0, std::min(tile * pixels, out_w - pixels));
-      const int valid = std::min(pixels, out_w);
       const std::ptrdiff_t ix = static_cast<std::ptrdiff_t>(ow) * c.stride - c.padding;
-      const auto i = static_cast<std::size_t>(n);
       kernel(a, in.at(i, 0, iy, ix), out.at(i, b0, oh, ow), second ? out.at(i, b1, oh, ow) : nullptr,
-             res ? res->at(i, b0, oh, ow) : nullptr, res && second ? res->at(i, b1, oh, ow) : nullptr, valid);
+             res ? res->at(i, b0, oh, ow) : nullptr, res && second ? res->at(i, b1, oh, ow) : nullptr,
+             std::min(pixels, out_w));
       a.prefetch = nullptr;
     }
   };
 
-#pragma omp parallel
-  {
-#pragma omp for schedule(static) nowait
-    for (long t = 0; t < static_cast<long>(items) * out_blocks; ++t)
-      clear_border<Arch>(out, static_cast<std::size_t>(t / out_blocks), static_cast<std::size_t>(t % out_blocks));
+  const long borders = out.border ? static_cast<long>(items) * out_blocks : 0;
+  const auto clear = [&](long t) {
+    clear_border<Arch>(out, static_cast<std::size_t>(t / out_blocks), static_cast<std::size_t>(t % out_blocks));
+  };
 
-    if (pairs_outer) {
-      // Contiguous pairs per thread, so that the pair whose weights a task
-      // prefetches is the one the same core runs next.
-#pragma omp for schedule(static)
-      for (long t = 0; t < tasks; ++t) row_task(t);
-    } else {
-      // Handed out dynamically in coarse pieces: a thread slowed by other
-      // work on its core does not hold the others up. Which thread runs a
-      // task never changes its arithmetic.
-#pragma omp for schedule(dynamic, std::max(1L, tasks / 16))
-      for (long t = 0; t < tasks; ++t) row_task(t);
-    }
+  // Late layers (weights outweigh one item's input): pairs outermost, so a
+  // pair's weights stay in L2 across all its rows and items, each thread
+  // taking one contiguous range of pairs and prefetching the next pair's
+  // weights while the current one computes. Early layers: one task per
+  // output row, all pairs, so the input rows stay in cache across pairs.
+  const bool pairs_outer = c.group_floats * static_cast<std::size_t>(c.groups) > static_cast<std::size_t>(in.item());
+  if (pairs_outer) {
+    const long units = static_cast<long>(c.groups) * items;  // (pair, item), pair-major
+    const long ranges = std::min<long>(units, par.threads);
+    const long lines = static_cast<long>(c.group_floats * sizeof(float) / 64);
+    const long rows_per_pair = static_cast<long>(items) * out_h;
+    const long per_row = (lines + rows_per_pair - 1) / rows_per_pair;
+    par(borders + ranges, [&](long t, int) {
+      if (t < borders) return clear(t);
+      const long r = t - borders, first = r * units / ranges, last = (r + 1) * units / ranges;
+      for (long u = first; u < last; ++u) {
+        const int g = static_cast<int>(u / items), n = static_cast<int>(u % items);
+        const bool prefetch = g + 1 < c.groups && (static_cast<long>(g) + 1) * items < last;
+        for (int oh = 0; oh < out_h; ++oh) {
+          const long begin = std::min(lines, per_row * (static_cast<long>(n) * out_h + oh));
+          const int count = static_cast<int>((std::min(per_row, lines - begin) + base.in_blocks - 1) / base.in_blocks);
+          const float* next = arena + c.weights + static_cast<std::size_t>(g + 1) * c.group_floats;
+          row(n, g, oh, prefetch ? reinterpret_cast<const char*>(next) + begin * 64 : nullptr, count);
+        }
+      }
+    });
+  } else {
+    par(borders + static_cast<long>(items) * out_h, [&](long t, int) {
+      if (t < borders) return clear(t);
+      const long r = t - borders;
+      for (int g = 0; g < c.groups; ++g)
+        row(static_cast<int>(r / out_h), g, static_cast<int>(r % out_h), nullptr, 0);
+    });
   }
 }
 
@@ -269,7 +262,7 @@ constexpr std::size_t conv_pool_scratch_floats(const ConvSpec& c, std::size_t co
 // are the convolution's output size, `res` (if any) has that size.
 template <class Arch>
 void run_conv_pool(const ConvSpec& c, const float* arena, const Layout& in, int conv_h, int conv_w, const Layout& out,
-                   const Layout* res, float* scratch, std::size_t scratch_floats, int threads) {
+                   const Layout* res, float* scratch, std::size_t scratch_floats, const Parallel& par) {
   using V = simd<Arch>;
   constexpr int B = V::width;
   const int items = static_cast<int>(out.n);
@@ -285,26 +278,22 @@ void run_conv_pool(const ConvSpec& c, const float* arena, const Layout& in, int 
 
   // Bands of pooled rows: enough tasks for every thread, few band starts.
   const long per_band_set = static_cast<long>(items) * c.groups;
-  const int bands = static_cast<int>(std::clamp<long>((4L * threads + per_band_set - 1) / per_band_set, 1, pool_h));
+  const int bands =
+      static_cast<int>(std::clamp<long>((4L * par.threads + per_band_set - 1) / per_band_set, 1, pool_h));
   const int band_rows = (pool_h + bands - 1) / bands;
   const long band_count = (pool_h + band_rows - 1) / band_rows;
   const long tasks = per_band_set * band_count;
 
-#pragma omp parallel num_threads(threads)
-  {
-#if defined(_OPENMP)
-    const int tid = omp_get_thread_num();
-#else
-    const int tid = 0;
-#endif
-    float* ring = scratch + static_cast<std::size_t>(tid) * scratch_floats;
-
-#pragma omp for schedule(static) nowait
-    for (long t = 0; t < static_cast<long>(items) * out_blocks; ++t)
-      clear_border<Arch>(out, static_cast<std::size_t>(t / out_blocks), static_cast<std::size_t>(t % out_blocks));
-
-#pragma omp for schedule(dynamic)
-    for (long t = 0; t < tasks; ++t) {
+  const long borders = out.border ? static_cast<long>(items) * out_blocks : 0;
+  par(borders + tasks, [&](long task, int participant) {
+    if (task < borders) {
+      clear_border<Arch>(out, static_cast<std::size_t>(task / out_blocks),
+                         static_cast<std::size_t>(task % out_blocks));
+      return;
+    }
+    {
+      const long t = task - borders;
+      float* ring = scratch + static_cast<std::size_t>(participant) * scratch_floats;
       const auto n = static_cast<std::size_t>(t / (c.groups * band_count));
       const int g = static_cast<int>(t / band_count % c.groups);
       const int band = static_cast<int>(t % band_count);
@@ -348,7 +337,7 @@ void run_conv_pool(const ConvSpec& c, const float* arena, const Layout& in, int 
         }
       }
     }
-  }
+  });
 }
 
 }  // namespace CTNN_CPU_ISA

@@ -1,11 +1,13 @@
-// ctnn::backend::Cpu: the fast CPU executor (xsimd micro-kernels + OpenMP).
+// ctnn::backend::Cpu: the fast CPU executor (xsimd micro-kernels, threads).
 //
 // Construction compiles the Program into a plan (plan.hpp: BatchNorm folded,
 // epilogues fused, weights repacked). A Context owns the workspace for one
-// caller: activation slots sized for its capacity, shapes, layouts. run()
-// only computes pointers and calls kernels, so within the capacity it does
-// not allocate, and one const executor serves any number of threads, each
-// with its own context.
+// caller: activation slots sized for its capacity, shapes, layouts, and its
+// worker threads (thread_pool.hpp; as many as OpenMP's thread count, so
+// OMP_NUM_THREADS and omp_set_num_threads() choose it). run() only computes
+// pointers and calls kernels, so within the capacity it does not allocate,
+// and one const executor serves any number of threads, each with its own
+// context.
 //
 // `Cpu` is an alias of Backend<Arch> for the instruction set this translation
 // unit is compiled for, so translation units built with different -m flags
@@ -16,6 +18,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <stdexcept>
 #include <string>
@@ -32,6 +35,7 @@
 #include "ctnn/backend/cpu/plan.hpp"
 #include "ctnn/backend/cpu/pool.hpp"
 #include "ctnn/backend/cpu/simd.hpp"
+#include "ctnn/backend/cpu/thread_pool.hpp"
 #include "ctnn/backend/cpu/winograd.hpp"
 #include "ctnn/core/program.hpp"
 #include "ctnn/core/tensor.hpp"
@@ -63,8 +67,9 @@ struct Backend {
       std::vector<std::size_t> slot_offset_;  // slots + 1 entries
       std::size_t result_offset_ = 0, scratch_offset_ = 0, thread_offset_ = 0;
       std::size_t thread_floats_ = 0;  // per-thread scratch (Winograd chunks, pooling rings)
-      int threads_ = 1;                // threads the per-thread scratch is reserved for
+      int threads_ = 1;                // threads of the pool and of the per-thread scratch
       AlignedBuffer memory_;
+      std::unique_ptr<ThreadPool> pool_;
     };
 
     Executor() = default;  // runs nothing until assigned a prepared executor
@@ -96,13 +101,9 @@ struct Backend {
     }
 
     std::string describe() const {
-#if defined(_OPENMP)
-      const int threads = omp_get_max_threads();
-      return std::string("cpu: ") + Arch::name() + ", " + std::to_string(threads) + " OpenMP thread" +
+      const int threads = max_threads();
+      return std::string("cpu: ") + Arch::name() + ", " + std::to_string(threads) + " thread" +
              (threads == 1 ? "" : "s");
-#else
-      return std::string("cpu: ") + Arch::name() + ", 1 thread (built without OpenMP)";
-#endif
     }
 
    private:
@@ -197,7 +198,11 @@ struct Backend {
                                           ctx.extents_[static_cast<std::size_t>(s.out)].count());
       total += aligned_floats(scratch);
       // Winograd chunks and pooling rings: one scratch block per thread.
-      ctx.threads_ = max_threads();
+      if (!ctx.pool_ || ctx.pool_->size() < max_threads()) {
+        ctx.pool_.reset();  // its workers end before new ones start
+        ctx.pool_ = std::make_unique<ThreadPool>(max_threads());
+      }
+      ctx.threads_ = ctx.pool_->size();
       ctx.thread_offset_ = total;
       ctx.thread_floats_ = aligned_floats(std::max(plan_.winograd_scratch(), pool_scratch(ctx)));
       total += static_cast<std::size_t>(ctx.threads_) * ctx.thread_floats_;
@@ -205,11 +210,13 @@ struct Backend {
       ctx.cap_ = cap;
     }
 
+    // The thread count OpenMP would use here (OMP_NUM_THREADS,
+    // omp_set_num_threads), else what the hardware offers.
     static int max_threads() {
 #if defined(_OPENMP)
-      return omp_get_max_threads();
+      return std::max(1, omp_get_max_threads());
 #else
-      return 1;
+      return std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
 #endif
     }
 
@@ -249,22 +256,20 @@ struct Backend {
       const auto& L = [&](int v) -> const Layout& { return ctx.layouts_[static_cast<std::size_t>(v)]; };
       const float* arena = plan_.arena();
       float* threads_scratch = ctx.memory_.data() + ctx.thread_offset_;
-      const int threads = std::min(max_threads(), ctx.threads_);
+      const Parallel par{ctx.pool_.get(), std::min(max_threads(), ctx.threads_)};
       switch (s.kind) {
         case StepKind::input: {
           const Layout& d = L(0);
-          const long rows = static_cast<long>(d.n * d.h);
-#pragma omp parallel
-          {
-#pragma omp for schedule(static) nowait
-            for (long i = 0; i < static_cast<long>(d.n); ++i) {
-              for (std::size_t cb = 0; cb < d.blocks(); ++cb) clear_border<Arch>(d, static_cast<std::size_t>(i), cb);
-              clear_unused_lanes<Arch>(d, static_cast<std::size_t>(i));
+          const long items = static_cast<long>(d.n), rows = static_cast<long>(d.n * d.h);
+          par.at_least(d.floats(), 16384).small_tasks(items + rows, [&](long t, int) {
+            if (t < items) {
+              for (std::size_t cb = 0; cb < d.blocks(); ++cb) clear_border<Arch>(d, static_cast<std::size_t>(t), cb);
+              clear_unused_lanes<Arch>(d, static_cast<std::size_t>(t));
+            } else {
+              const auto r = static_cast<std::size_t>(t - items);
+              nchw_row_to_layout<Arch>(input, r / d.h, r % d.h, d);
             }
-#pragma omp for schedule(static)
-            for (long t = 0; t < rows; ++t)
-              nchw_row_to_layout<Arch>(input, static_cast<std::size_t>(t) / d.h, static_cast<std::size_t>(t) % d.h, d);
-          }
+          });
           break;
         }
         case StepKind::copy: {
@@ -284,18 +289,18 @@ struct Backend {
           if (s.conv.pool_kernel) {
             const Extents& e = ctx.extents_[static_cast<std::size_t>(s.mid)];
             run_conv_pool<Arch>(s.conv, arena, L(s.in), static_cast<int>(e.h), static_cast<int>(e.w), L(s.out),
-                                s.res >= 0 ? &L(s.res) : nullptr, threads_scratch, ctx.thread_floats_, threads);
+                                s.res >= 0 ? &L(s.res) : nullptr, threads_scratch, ctx.thread_floats_, par);
           } else if (s.conv.winograd == 2)
             run_winograd<Arch, 2>(s.conv, arena, plan_.zeros(), L(s.in), L(s.out), s.res >= 0 ? &L(s.res) : nullptr,
-                                  threads_scratch, ctx.thread_floats_, threads);
+                                  threads_scratch, ctx.thread_floats_, par);
           else if (s.conv.winograd == 4)
             run_winograd<Arch, 4>(s.conv, arena, plan_.zeros(), L(s.in), L(s.out), s.res >= 0 ? &L(s.res) : nullptr,
-                                  threads_scratch, ctx.thread_floats_, threads);
+                                  threads_scratch, ctx.thread_floats_, par);
           else
-            run_conv<Arch>(s.conv, arena, L(s.in), L(s.out), s.res >= 0 ? &L(s.res) : nullptr);
+            run_conv<Arch>(s.conv, arena, L(s.in), L(s.out), s.res >= 0 ? &L(s.res) : nullptr, par);
           break;
-        case StepKind::max_pool: run_max_pool<Arch>(L(s.in), L(s.out), s.kernel, s.stride, s.padding); break;
-        case StepKind::avg_pool: run_global_avg_pool<Arch>(L(s.in), L(s.out)); break;
+        case StepKind::max_pool: run_max_pool<Arch>(L(s.in), L(s.out), s.kernel, s.stride, s.padding, par); break;
+        case StepKind::avg_pool: run_global_avg_pool<Arch>(L(s.in), L(s.out), par); break;
         case StepKind::linear: {
           const Layout& x = L(s.in);
           const Layout& y = L(s.out);
@@ -310,7 +315,7 @@ struct Backend {
             xd = scratch;
           }
           float* yd = y.is_nchw() ? y.data : scratch + aligned_floats(x.n * x.c);
-          run_linear<Arch>(xd, yd, x.n, s.in_features, s.out_features, arena + s.weights, arena + s.bias);
+          run_linear<Arch>(xd, yd, x.n, s.in_features, s.out_features, arena + s.weights, arena + s.bias, par);
           if (!y.is_nchw()) {
             for (std::size_t i = 0; i < y.n; ++i) {
               for (std::size_t cb = 0; cb < y.blocks(); ++cb) clear_border<Arch>(y, i, cb);
@@ -319,10 +324,10 @@ struct Backend {
           }
           break;
         }
-        case StepKind::scale_shift: run_scale_shift<Arch>(L(s.in), arena + s.weights, arena + s.bias); break;
-        case StepKind::relu: run_relu<Arch>(L(s.in)); break;
-        case StepKind::add: run_add<Arch>(L(s.in), L(s.res), s.relu); break;
-        case StepKind::sigmoid: run_sigmoid<Arch>(L(s.in)); break;
+        case StepKind::scale_shift: run_scale_shift<Arch>(L(s.in), arena + s.weights, arena + s.bias, par); break;
+        case StepKind::relu: run_relu<Arch>(L(s.in), par); break;
+        case StepKind::add: run_add<Arch>(L(s.in), L(s.res), s.relu, par); break;
+        case StepKind::sigmoid: run_sigmoid<Arch>(L(s.in), par); break;
         case StepKind::softmax: run_softmax<Arch>(L(s.in)); break;
       }
     }

@@ -11,6 +11,7 @@
 
 #include "ctnn/backend/cpu/layout.hpp"
 #include "ctnn/backend/cpu/simd.hpp"
+#include "ctnn/backend/cpu/thread_pool.hpp"
 
 namespace ctnn::backend::cpu {
 inline namespace CTNN_CPU_ISA {
@@ -19,24 +20,23 @@ namespace detail {
 // Calls f(row pointer, item, channel block) for every interior row (w * lanes
 // contiguous floats), in parallel when the value is large.
 template <class F>
-void for_each_row(const Layout& l, F&& f) {
+void for_each_row(const Layout& l, const Parallel& par, F&& f) {
   const long rows = static_cast<long>(l.n * l.blocks() * l.h);
-#pragma omp parallel for schedule(static) if (l.floats() > 32768)
-  for (long t = 0; t < rows; ++t) {
+  par.at_least(l.floats(), 32768).small_tasks(rows, [&](long t, int) {
     const std::size_t y = static_cast<std::size_t>(t) % l.h, plane = static_cast<std::size_t>(t) / l.h;
     const std::size_t i = plane / l.blocks(), cb = plane % l.blocks();
     f(l.at(i, cb, static_cast<std::ptrdiff_t>(y), 0), i, cb, y);
-  }
+  });
 }
 }  // namespace detail
 
 // x = x * scale[c] + shift[c]; scale and shift hold round_up(C, B) floats.
 template <class Arch>
-void run_scale_shift(const Layout& l, const float* scale, const float* shift) {
+void run_scale_shift(const Layout& l, const float* scale, const float* shift, const Parallel& par) {
   using V = simd<Arch>;
   constexpr int B = V::width;
   const std::size_t lanes = static_cast<std::size_t>(l.lanes), len = l.w * lanes;
-  detail::for_each_row(l, [&](float* r, std::size_t, std::size_t cb, std::size_t) {
+  detail::for_each_row(l, par, [&](float* r, std::size_t, std::size_t cb, std::size_t) {
     if (l.lanes == B) {
       const auto s = V::load(scale + cb * B), b = V::load(shift + cb * B);
       for (std::size_t x = 0; x < len; x += B) V::store(r + x, V::fma(V::load(r + x), s, b));
@@ -50,19 +50,19 @@ void run_scale_shift(const Layout& l, const float* scale, const float* shift) {
 }
 
 template <class Arch>
-void run_relu(const Layout& l) {
+void run_relu(const Layout& l, const Parallel& par) {
   const std::size_t len = l.w * static_cast<std::size_t>(l.lanes);
-  detail::for_each_row(l, [&](float* r, std::size_t, std::size_t, std::size_t) {
+  detail::for_each_row(l, par, [&](float* r, std::size_t, std::size_t, std::size_t) {
     for (std::size_t x = 0; x < len; ++x) r[x] = std::max(r[x], 0.0f);
   });
 }
 
 // dst += src (same extents), then ReLU when asked.
 template <class Arch>
-void run_add(const Layout& dst, const Layout& src, bool relu) {
+void run_add(const Layout& dst, const Layout& src, bool relu, const Parallel& par) {
   const std::size_t len = dst.w * static_cast<std::size_t>(dst.lanes);
   const bool same = dst.lanes == src.lanes;
-  detail::for_each_row(dst, [&](float* r, std::size_t i, std::size_t cb, std::size_t y) {
+  detail::for_each_row(dst, par, [&](float* r, std::size_t i, std::size_t cb, std::size_t y) {
     if (same) {
       const float* s = src.at(i, cb, static_cast<std::ptrdiff_t>(y), 0);
       for (std::size_t x = 0; x < len; ++x) r[x] = relu ? std::max(r[x] + s[x], 0.0f) : r[x] + s[x];
@@ -79,9 +79,9 @@ void run_add(const Layout& dst, const Layout& src, bool relu) {
 }
 
 template <class Arch>
-void run_sigmoid(const Layout& l) {
+void run_sigmoid(const Layout& l, const Parallel& par) {
   const std::size_t len = l.w * static_cast<std::size_t>(l.lanes);
-  detail::for_each_row(l, [&](float* r, std::size_t, std::size_t, std::size_t) {
+  detail::for_each_row(l, par, [&](float* r, std::size_t, std::size_t, std::size_t) {
     for (std::size_t x = 0; x < len; ++x) r[x] = 1.0f / (1.0f + std::exp(-r[x]));
   });
 }

@@ -9,6 +9,7 @@
 #include <cstddef>
 
 #include "ctnn/backend/cpu/simd.hpp"
+#include "ctnn/backend/cpu/thread_pool.hpp"
 
 namespace ctnn::backend::cpu {
 inline namespace CTNN_CPU_ISA {
@@ -36,15 +37,14 @@ void pack_linear_weights(const float* w, int in_features, int out_features, floa
 // [items][out]; bias padded to whole blocks. Parallel over output blocks.
 template <class Arch>
 void run_linear(const float* x, float* y, std::size_t items, int in_features, int out_features, const float* w,
-                const float* bias) {
+                const float* bias, const Parallel& par) {
   using V = simd<Arch>;
   using vec = typename V::vec;
   constexpr int B = V::width;
   constexpr std::size_t group = 4;
   const long blocks = (out_features + B - 1) / B;
   const std::size_t in = static_cast<std::size_t>(in_features);
-#pragma omp parallel for schedule(static) if (static_cast<std::size_t>(blocks) * in * items > 65536)
-  for (long ob = 0; ob < blocks; ++ob) {
+  par.at_least(static_cast<std::size_t>(blocks) * in * items, 65536)(blocks, [&](long ob, int) {
     const float* wb = w + static_cast<std::size_t>(ob) * in * B;
     for (std::size_t n0 = 0; n0 < items; n0 += group) {
       const std::size_t count = std::min(group, items - n0);
@@ -61,7 +61,7 @@ void run_linear(const float* x, float* y, std::size_t items, int in_features, in
         std::copy(out, out + valid, y + (n0 + k) * static_cast<std::size_t>(out_features) + static_cast<std::size_t>(ob) * B);
       }
     }
-  }
+  });
 }
 
 }  // namespace CTNN_CPU_ISA

@@ -8,25 +8,28 @@
 
 #include "ctnn/backend/cpu/layout.hpp"
 #include "ctnn/backend/cpu/simd.hpp"
+#include "ctnn/backend/cpu/thread_pool.hpp"
 
 namespace ctnn::backend::cpu {
 inline namespace CTNN_CPU_ISA {
 
 template <class Arch>
-void run_max_pool(const Layout& in, const Layout& out, int kernel, int stride, int padding) {
+void run_max_pool(const Layout& in, const Layout& out, int kernel, int stride, int padding, const Parallel& par) {
   using V = simd<Arch>;
   constexpr int B = V::width;
   const long planes = static_cast<long>(out.n * out.blocks());
   const long rows = planes * static_cast<long>(out.h);
   const std::ptrdiff_t lanes = in.lanes, in_w = static_cast<std::ptrdiff_t>(in.w);
   const bool vector = in.lanes == B;
-#pragma omp parallel
-  {
-#pragma omp for schedule(static) nowait
-    for (long t = 0; t < planes; ++t)
-      clear_border<Arch>(out, static_cast<std::size_t>(t) / out.blocks(), static_cast<std::size_t>(t) % out.blocks());
-#pragma omp for schedule(static)
-    for (long t = 0; t < rows; ++t) {
+  const long borders = out.border ? planes : 0;
+  par.at_least(out.floats(), 16384).small_tasks(borders + rows, [&](long task, int) {
+    if (task < borders) {
+      clear_border<Arch>(out, static_cast<std::size_t>(task) / out.blocks(),
+                         static_cast<std::size_t>(task) % out.blocks());
+      return;
+    }
+    {
+      const long t = task - borders;
       const std::size_t plane = static_cast<std::size_t>(t) / out.h, oy = static_cast<std::size_t>(t) % out.h;
       const std::size_t i = plane / out.blocks(), cb = plane % out.blocks();
       const std::ptrdiff_t y0 = static_cast<std::ptrdiff_t>(oy) * stride - padding;
@@ -57,13 +60,13 @@ void run_max_pool(const Layout& in, const Layout& out, int kernel, int stride, i
         }
       }
     }
-  }
+  });
 }
 
 // N x C x H x W (any layout) -> N x C x 1 x 1 (out's layout). Sums in a fixed
 // order, then divides by H*W as PyTorch's mean does.
 template <class Arch>
-void run_global_avg_pool(const Layout& in, const Layout& out) {
+void run_global_avg_pool(const Layout& in, const Layout& out, const Parallel& par) {
   using V = simd<Arch>;
   constexpr int B = V::width;
   const long planes = static_cast<long>(in.n * in.blocks());
@@ -71,8 +74,7 @@ void run_global_avg_pool(const Layout& in, const Layout& out) {
   const float count = static_cast<float>(in.h * in.w);
   for (std::size_t i = 0; i < out.n; ++i)
     for (std::size_t cb = 0; cb < out.blocks(); ++cb) clear_border<Arch>(out, i, cb);
-#pragma omp parallel for schedule(static) if (in.floats() > 65536)
-  for (long t = 0; t < planes; ++t) {
+  par.at_least(in.floats(), 65536).small_tasks(planes, [&](long t, int) {
     const std::size_t i = static_cast<std::size_t>(t) / in.blocks(), cb = static_cast<std::size_t>(t) % in.blocks();
     alignas(64) float sum[B > 64 ? B : 64];
     const std::size_t used = std::min(lanes, in.c - cb * lanes);
@@ -94,7 +96,7 @@ void run_global_avg_pool(const Layout& in, const Layout& out) {
       }
     }
     for (std::size_t l = 0; l < used; ++l) out(i, cb * lanes + l, 0, 0) = sum[l];
-  }
+  });
 }
 
 }  // namespace CTNN_CPU_ISA

@@ -24,10 +24,7 @@
 #include "ctnn/backend/cpu/conv_kernel.hpp"
 #include "ctnn/backend/cpu/layout.hpp"
 #include "ctnn/backend/cpu/simd.hpp"
-
-#if defined(_OPENMP)
-#include <omp.h>
-#endif
+#include "ctnn/backend/cpu/thread_pool.hpp"
 
 namespace ctnn::backend::cpu {
 inline namespace CTNN_CPU_ISA {
@@ -164,7 +161,7 @@ template <class V, int M>
 // products carry no bias).
 template <class Arch, int M>
 void run_winograd(const ConvSpec& c, const float* arena, const float* zeros, const Layout& in, const Layout& out,
-                  const Layout* res, float* scratch, std::size_t scratch_floats, int threads) {
+                  const Layout* res, float* scratch, std::size_t scratch_floats, const Parallel& par) {
   using V = simd<Arch>;
   using vec = typename V::vec;
   constexpr int B = V::width;
@@ -182,8 +179,8 @@ void run_winograd(const ConvSpec& c, const float* arena, const float* zeros, con
   // Chunks of at most the cache-sized maximum, in a multiple of the thread
   // count and of equal size, so that no thread waits for a last short one.
   const long max_chunk = winograd_max_chunk<Arch, M>(c.in_channels, c.out_channels);
-  const long rounds = (tiles + max_chunk * threads - 1) / (max_chunk * threads);
-  const int chunk = static_cast<int>((tiles + rounds * threads - 1) / (rounds * threads));
+  const long rounds = (tiles + max_chunk * par.threads - 1) / (max_chunk * par.threads);
+  const int chunk = static_cast<int>((tiles + rounds * par.threads - 1) / (rounds * par.threads));
   const long chunks = (tiles + chunk - 1) / chunk;
 
   ConvTileArgs gemm;
@@ -196,22 +193,17 @@ void run_winograd(const ConvSpec& c, const float* arena, const float* zeros, con
   const std::size_t v_step = static_cast<std::size_t>(in_blocks) * chunk * B;     // floats between V positions
   const std::size_t m_step = static_cast<std::size_t>(pair_blocks) * chunk * B;   // floats between M positions
 
-#pragma omp parallel num_threads(threads)
-  {
-#if defined(_OPENMP)
-    const int tid = omp_get_thread_num();
-#else
-    const int tid = 0;
-#endif
-    float* vbuf = scratch + static_cast<std::size_t>(tid) * scratch_floats;
+  const long borders = out.border ? static_cast<long>(out.n) * out_blocks : 0;
+  par(borders + chunks, [&](long task, int participant) {
+    if (task < borders) {
+      clear_border<Arch>(out, static_cast<std::size_t>(task / out_blocks),
+                         static_cast<std::size_t>(task % out_blocks));
+      return;
+    }
+    float* vbuf = scratch + static_cast<std::size_t>(participant) * scratch_floats;
     float* mbuf = vbuf + positions * v_step;
-
-#pragma omp for schedule(static) nowait
-    for (long t = 0; t < static_cast<long>(out.n) * out_blocks; ++t)
-      clear_border<Arch>(out, static_cast<std::size_t>(t / out_blocks), static_cast<std::size_t>(t % out_blocks));
-
-#pragma omp for schedule(dynamic)
-    for (long ck = 0; ck < chunks; ++ck) {
+    {
+      const long ck = task - borders;
       const long first = ck * chunk;
       const int count = static_cast<int>(std::min<long>(chunk, tiles - first));
       const auto tile_at = [&](int k, std::size_t& n, int& ty, int& tx) {
@@ -293,7 +285,7 @@ void run_winograd(const ConvSpec& c, const float* arena, const float* zeros, con
         }
       }
     }
-  }
+  });
 }
 
 }  // namespace CTNN_CPU_ISA
