@@ -142,22 +142,7 @@ inline bool valid_utf8(std::string_view s) {
   return true;
 }
 
-inline std::string printable(std::string_view s) {
-  std::string out;
-  for (char c : s.substr(0, 80)) {
-    const auto u = static_cast<unsigned char>(c);
-    if (u >= 0x20 && u < 0x7f) {
-      out += c;
-    } else {
-      static constexpr char hex[] = "0123456789abcdef";
-      out += "\\x";
-      out += hex[u >> 4];
-      out += hex[u & 15];
-    }
-  }
-  if (s.size() > 80) out += "...";
-  return out;
-}
+inline std::string printable(std::string_view s) { return io::printable(s, 80); }
 
 struct StorageType {
   std::string_view name;

@@ -64,6 +64,25 @@ struct TensorRecord {
   }
 };
 
+// Names from files go into error messages: keep them printable and short
+// (bytes outside ASCII shown as \xNN, at most `limit` characters, then "...").
+inline std::string printable(std::string_view s, std::size_t limit = 120) {
+  std::string out;
+  for (char c : s.substr(0, limit)) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u >= 0x20 && u < 0x7f) {
+      out += c;
+    } else {
+      static constexpr char hex[] = "0123456789abcdef";
+      out += "\\x";
+      out += hex[u >> 4];
+      out += hex[u & 15];
+    }
+  }
+  if (s.size() > limit) out += "...";
+  return out;
+}
+
 inline std::string shape_string(std::span<const std::uint64_t> shape) {
   std::string s = "[";
   for (std::size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);

@@ -48,23 +48,7 @@ inline std::uint64_t read_le(std::span<const std::byte> b, std::uint64_t pos, in
   return v;
 }
 
-// Names go into error messages: keep them printable and short.
-inline std::string printable(std::string_view s) {
-  std::string out;
-  for (char c : s.substr(0, 120)) {
-    const auto u = static_cast<unsigned char>(c);
-    if (u >= 0x20 && u < 0x7f) {
-      out += c;
-    } else {
-      static constexpr char hex[] = "0123456789abcdef";
-      out += "\\x";
-      out += hex[u >> 4];
-      out += hex[u & 15];
-    }
-  }
-  if (s.size() > 120) out += "...";
-  return out;
-}
+using io::printable;
 
 }  // namespace detail
 
