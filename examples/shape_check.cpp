@@ -15,7 +15,8 @@
 // COMPILE-FAIL CTNN_SHOW_SPATIAL CTNN_SPATIAL_TOO_SMALL max-errors=1 first-lines=8:spatial_size_too_small<5,.5,.7,.0>
 // COMPILE-FAIL CTNN_SHOW_LINEAR_ON_MAP CTNN_LINEAR_NEEDS_FEATURE_VECTOR max-errors=1
 // COMPILE-FAIL CTNN_SHOW_DROPOUT CTNN_DROPOUT_PROBABILITY max-errors=1
-// COMPILE-FAIL CTNN_SHOW_BACKEND CTNN_BACKEND_CANNOT_RUN max-errors=1
+// COMPILE-FAIL CTNN_SHOW_BACKEND CTNN_BACKEND_CANNOT_RUN max-errors=1 first-lines=8:backend_cannot_run<NoSoftmax, ctnn::OpKind::softmax>
+// COMPILE-FAIL CTNN_SHOW_TRAINING_BACKEND CTNN_BACKEND_CANNOT_RUN max-errors=1 first-lines=8:backend_cannot_train<InferenceOnly, ctnn::OpKind::conv>
 #include <cstdio>
 
 #include <ctnn/ctnn.hpp>
@@ -86,9 +87,17 @@ using Bad = Dropout<1.0>;  // p = 1 drops everything
 #ifdef CTNN_SHOW_BACKEND
 // A backend without a Softmax kernel cannot run the regularised head.
 struct NoSoftmax : backend::Reference {
-  static constexpr std::uint32_t supported_ops = ~op_bit(OpKind::softmax);
+  static constexpr std::uint32_t inference_ops = all_ops & ~op_bit(OpKind::softmax);
 };
 [[maybe_unused]] void make_model() { Model<Regularised, NoSoftmax> model; }
+#endif
+#ifdef CTNN_SHOW_TRAINING_BACKEND
+// A backend that runs inference only (as the CUDA backend does today) cannot train.
+struct InferenceOnly : backend::Reference {
+  static constexpr std::uint32_t training_ops = 0;
+};
+using Trainer = train::Trainer<train::CrossEntropy, ResNet18<Linear<512, 10>>, InferenceOnly, train::SGD>;
+[[maybe_unused]] constexpr std::size_t size = sizeof(Trainer);
 #endif
 
 template <class Net>

@@ -1,12 +1,14 @@
-// Every layer needs a kernel on the chosen backend.
-// COMPILE-FAIL CTNN_FAIL CTNN_BACKEND_CANNOT_RUN max-errors=2
+// Every layer needs a kernel on the chosen backend; the diagnostic names the
+// backend and the op kind.
+// COMPILE-FAIL CTNN_FAIL CTNN_BACKEND_CANNOT_RUN max-errors=2 first-lines=12:backend_cannot_run<ConvOnlyBackend, ctnn::OpKind::linear>
 #include <ctnn/backend/reference/reference.hpp>
 #include <ctnn/core/model.hpp>
 #include <ctnn/models/resnet.hpp>
 
 // A backend with convolutions, BatchNorm, ReLU, pooling and adds, but no Linear.
 struct ConvOnlyBackend {
-  static constexpr std::uint32_t supported_ops = ~ctnn::op_bit(ctnn::OpKind::linear);
+  static constexpr std::uint32_t inference_ops = ctnn::all_ops & ~ctnn::op_bit(ctnn::OpKind::linear);
+  static constexpr std::uint32_t training_ops = 0;
   using Executor = ctnn::backend::Reference::Executor;
 };
 

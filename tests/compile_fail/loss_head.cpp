@@ -1,10 +1,10 @@
 // The loss must match what the head outputs (softmax or sigmoid applied twice
 // trains silently worse in PyTorch).
-// COMPILE-FAIL CTNN_FAIL_CE_SOFTMAX CTNN_LOSS_HEAD_MISMATCH max-errors=2 first-lines=12:loss_does_not_match_head<2, 0>
+// COMPILE-FAIL CTNN_FAIL_CE_SOFTMAX CTNN_LOSS_HEAD_MISMATCH max-errors=2 first-lines=12:loss_does_not_match_head<ctnn::Output::softmax_probabilities, ctnn::Output::logits>
 // COMPILE-FAIL CTNN_FAIL_BCELOGITS_SIGMOID CTNN_LOSS_HEAD_MISMATCH max-errors=2
 // COMPILE-FAIL CTNN_FAIL_BCE_LOGITS CTNN_LOSS_HEAD_MISMATCH max-errors=2
 // COMPILE-FAIL CTNN_FAIL_BCE_WIDTH CTNN_BINARY_LOSS_NEEDS_ONE_OUTPUT max-errors=2
-#include <ctnn/backend/reference/reference.hpp>
+#include <ctnn/backend/reference/training.hpp>
 #include <ctnn/core/model.hpp>
 #include <ctnn/layers/dropout.hpp>
 #include <ctnn/models/resnet.hpp>

@@ -15,21 +15,21 @@
 #endif
 
 using namespace ctnn;
-using ctnn::test::naive_run;
+using ctnn::test::reference_run;
 using ctnn::test::ProgramBuilder;
 using ctnn::test::random_input;
 using ctnn::test::relative_error;
 
 namespace {
 
-double check(const Program& p, const std::vector<float>& params, Extents in, Stage stage = Stage::output,
+double cpu_error(const Program& p, const std::vector<float>& params, Extents in, Stage stage = Stage::output,
              unsigned seed = 7) {
   backend::Cpu::Executor ex(p, params);
   auto ctx = ex.make_context({in.n, in.h, in.w});
   const Tensor x = random_input(in, seed);
   const ConstTensorView y = ex.run(x, ctx, stage);
   const std::size_t end = stage == Stage::output ? p.ops.size() : p.features_end;
-  const Tensor ref = naive_run(p, params, x, end, stage == Stage::output ? p.output : p.features);
+  const Tensor ref = reference_run(p, params, x, end, stage == Stage::output ? p.output : p.features);
   REQUIRE(y.shape == ref.shape());
   return relative_error(y, ref);
 }
@@ -69,7 +69,7 @@ TEST_CASE("cpu conv matches naive loops across kernels, strides, paddings and od
     ProgramBuilder b(c.cin);
     const int y = b.conv(0, c.cin, c.cout, c.k, c.s, c.pad, c.bias);
     const Program p = b.finish(y, y);
-    CHECK(check(p, b.params, {c.n, static_cast<std::size_t>(c.cin), c.h, c.w}) < 1e-5);
+    CHECK(cpu_error(p, b.params, {c.n, static_cast<std::size_t>(c.cin), c.h, c.w}) < 1e-5);
   }
 }
 
@@ -94,7 +94,7 @@ TEST_CASE("cpu Winograd stays within 2e-5 of naive loops (direct: 1e-5)") {
     const Program p = b.finish(x, x);
     const Extents in{c.n, static_cast<std::size_t>(c.cin), c.h, c.w};
     const Tensor input = random_input(in, 4);
-    const Tensor ref = naive_run(p, b.params, input, p.ops.size(), x);
+    const Tensor ref = reference_run(p, b.params, input, p.ops.size(), x);
     backend::Cpu::Executor wino(p, b.params), direct(p, b.params, backend::cpu::Options{.winograd = false});
     auto cw = wino.make_context({in.n, in.h, in.w});
     auto cd = direct.make_context({in.n, in.h, in.w});
@@ -125,7 +125,7 @@ TEST_CASE("cpu every small image size goes through the tile edges correctly") {
       CAPTURE(h);
       CAPTURE(w);
       const Tensor in = random_input({1, 16, h, w}, static_cast<unsigned>(h * 16 + w));
-      const Tensor ref = naive_run(p, b.params, in, p.ops.size(), y);
+      const Tensor ref = reference_run(p, b.params, in, p.ops.size(), y);
       CHECK(relative_error(ex.run(in, ctx, Stage::output), ref) < 2e-5);
     }
 }
@@ -146,15 +146,15 @@ TEST_CASE("cpu fuses conv + batch norm + residual add + relu") {
     b.bn(r, 48);
     b.add(z, r);
     const Program p = b.finish(z, z);
-    CHECK(check(p, b.params, {2, 16, size, size + 2}) < 1e-5);
+    CHECK(cpu_error(p, b.params, {2, 16, size, size + 2}) < 1e-5);
   }
 }
 
 TEST_CASE("cpu runs unfused element-wise ops") {
   ProgramBuilder b(3);
-  b.bn(0, 3);                // batch norm on the (narrow) input
-  b.relu(0);
-  const int m = b.max_pool(0, 3, 2, 1);
+  const int n = b.bn(0, 3, /*fresh=*/true);  // batch norm on the (narrow) input: a new value
+  b.relu(n);
+  const int m = b.max_pool(n, 3, 2, 1);
   const int x = b.conv(m, 3, 20, 3, 1, 1, true);
   b.sigmoid(x);              // not fusable: stays a step
   b.bn(x, 20);
@@ -165,7 +165,18 @@ TEST_CASE("cpu runs unfused element-wise ops") {
   const int g = b.global_avg_pool(y);
   b.bn(g, 20);               // batch norm on plain features
   const Program p = b.finish(g, g);
-  CHECK(check(p, b.params, {2, 3, 11, 9}) < 1e-5);
+  CHECK(cpu_error(p, b.params, {2, 3, 11, 9}) < 1e-5);
+}
+
+TEST_CASE("programs that rewrite the caller's input in place are refused") {
+  ProgramBuilder b(3);
+  b.relu(0);
+  const int x = b.conv(0, 3, 4, 3, 1, 1);
+  const Program p = b.finish(x, x);
+  CHECK_THROWS_WITH_AS(backend::Cpu::Executor(p, b.params), doctest::Contains("writes the network input (value 0)"),
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(backend::Reference::Executor(p, b.params), doctest::Contains("layer 'relu' (relu)"),
+                       std::invalid_argument);
 }
 
 TEST_CASE("cpu element-wise ops on the caller's input write a new value") {
@@ -175,7 +186,7 @@ TEST_CASE("cpu element-wise ops on the caller's input write a new value") {
   const int y = b.conv(0, 3, 8, 1, 1, 0);  // the untouched input is still readable
   b.add(x, y);
   const Program p = b.finish(x, x);
-  CHECK(check(p, b.params, {2, 3, 9, 8}) < 1e-5);
+  CHECK(cpu_error(p, b.params, {2, 3, 9, 8}) < 1e-5);
 }
 
 TEST_CASE("cpu converts between layouts for unusual op orders") {
@@ -190,8 +201,8 @@ TEST_CASE("cpu converts between layouts for unusual op orders") {
   const int c2 = b.conv(fc, 7, 3, 1, 1, 0, true);
   b.softmax(c2);
   const Program p = b.finish(g, c2);
-  CHECK(check(p, b.params, {2, 5, 9, 7}) < 1e-5);
-  CHECK(check(p, b.params, {2, 5, 9, 7}, Stage::features) < 1e-5);
+  CHECK(cpu_error(p, b.params, {2, 5, 9, 7}) < 1e-5);
+  CHECK(cpu_error(p, b.params, {2, 5, 9, 7}, Stage::features) < 1e-5);
 }
 
 TEST_CASE("cpu conv + max pooling fused (stem) matches naive loops") {
@@ -209,7 +220,7 @@ TEST_CASE("cpu conv + max pooling fused (stem) matches naive loops") {
     b.bn(x, c.cout);
     const int m = b.max_pool(x, c.pk, c.ps, c.pp);  // no relu: negative values must survive
     const Program p = b.finish(m, m);
-    CHECK(check(p, b.params, {2, 3, c.h, c.w}) < 1e-5);
+    CHECK(cpu_error(p, b.params, {2, 3, c.h, c.w}) < 1e-5);
   }
   // The convolution's output is read again later: no fusion, same answer.
   ProgramBuilder b(3, 18);
@@ -218,7 +229,7 @@ TEST_CASE("cpu conv + max pooling fused (stem) matches naive loops") {
   const int m = b.max_pool(x, 3, 1, 1);
   b.add(m, x);
   const Program p = b.finish(m, m);
-  CHECK(check(p, b.params, {1, 3, 8, 9}) < 1e-5);
+  CHECK(cpu_error(p, b.params, {1, 3, 8, 9}) < 1e-5);
 }
 
 TEST_CASE("cpu max pooling treats padding as -inf") {
@@ -226,7 +237,7 @@ TEST_CASE("cpu max pooling treats padding as -inf") {
   const int m = b.max_pool(0, 3, 2, 1);
   const int m2 = b.max_pool(m, 2, 2, 0);
   const Program p = b.finish(m2, m2);
-  CHECK(check(p, b.params, {2, 24, 13, 10}) == 0.0);  // inputs are mostly negative at the borders too
+  CHECK(cpu_error(p, b.params, {2, 24, 13, 10}) == 0.0);  // inputs are mostly negative at the borders too
 }
 
 TEST_CASE("cpu heads: linear, sigmoid, dropout + softmax, features stage") {
@@ -249,8 +260,8 @@ TEST_CASE("cpu heads: linear, sigmoid, dropout + softmax, features stage") {
       b.softmax(out);
     }
     const Program p = b.finish(g, out);
-    CHECK(check(p, b.params, {3, 3, 17, 19}) < 1e-5);
-    CHECK(check(p, b.params, {3, 3, 17, 19}, Stage::features) < 1e-5);
+    CHECK(cpu_error(p, b.params, {3, 3, 17, 19}) < 1e-5);
+    CHECK(cpu_error(p, b.params, {3, 3, 17, 19}, Stage::features) < 1e-5);
   }
 }
 
@@ -287,8 +298,8 @@ ProgramBuilder tiny_resnet() {
 
 TEST_CASE("cpu tiny resnet matches naive loops; threads give identical bits") {
   ProgramBuilder b = tiny_resnet();
-  CHECK(check(b.p, b.params, {2, 3, 37, 45}) < 1e-5);
-  CHECK(check(b.p, b.params, {1, 3, 64, 64}) < 1e-5);
+  CHECK(cpu_error(b.p, b.params, {2, 3, 37, 45}) < 1e-5);
+  CHECK(cpu_error(b.p, b.params, {1, 3, 64, 64}) < 1e-5);
 
 #if defined(_OPENMP)
   backend::Cpu::Executor ex(b.p, b.params);
@@ -311,7 +322,7 @@ TEST_CASE("cpu contexts grow past their capacity and reject bad inputs") {
   backend::Cpu::Executor ex(b.p, b.params);
   auto small = ex.make_context({1, 16, 16});
   const Tensor big = random_input({2, 3, 40, 33}, 5);
-  const Tensor ref = naive_run(b.p, b.params, big, b.p.ops.size(), b.p.output);
+  const Tensor ref = reference_run(b.p, b.params, big, b.p.ops.size(), b.p.output);
   CHECK(relative_error(ex.run(big, small, Stage::output), ref) < 1e-5);
   backend::Cpu::Executor::Context empty;
   CHECK(relative_error(ex.run(big, empty, Stage::output), ref) < 1e-5);

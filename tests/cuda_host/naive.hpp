@@ -1,118 +1,25 @@
-// An independent oracle for the CUDA backend's host tests: executes a
-// Program op by op in double precision, NCHW, straight from the unfolded
-// parameters (no BatchNorm folding, no fusion, no repacking, no layout change).
+// The oracle for the CUDA backend's host tests: the reference backend (NCHW,
+// double accumulation, straight from the unfolded parameters: no BatchNorm
+// folding, no fusion, no repacking, no layout change).
 #pragma once
 
-#include <algorithm>
 #include <cmath>
-#include <limits>
 #include <span>
+#include <string>
 #include <vector>
 
-#include "ctnn/core/program.hpp"
+#include "ctnn/backend/reference/reference.hpp"
+#include "ctnn/ir/program.hpp"
 
 namespace ctnn::test {
 
 inline std::vector<double> naive_run(const Program& p, std::span<const float> params, std::span<const float> input,
                                      Extents shape, Stage stage, Extents* out_shape = nullptr) {
-  std::vector<Extents> e = infer_extents(p, shape);
-  std::vector<std::vector<double>> v(static_cast<std::size_t>(p.values));
-  v[0].assign(input.begin(), input.end());
-  const std::size_t end = stage == Stage::features ? p.features_end : p.ops.size();
-  for (std::size_t k = 0; k < end; ++k) {
-    const Op& op = p.ops[k];
-    const Extents in = e[static_cast<std::size_t>(op.input)], out = e[static_cast<std::size_t>(op.output)];
-    std::vector<double> x = v[static_cast<std::size_t>(op.input)];
-    std::vector<double> y(out.count(), 0.0);
-    auto P = [&](std::size_t off, std::size_t i) { return static_cast<double>(params[off + i]); };
-    switch (op.kind) {
-      case OpKind::conv: {
-        const int R = op.kernel;
-        for (std::size_t n = 0; n < out.n; ++n)
-          for (std::size_t ko = 0; ko < out.c; ++ko)
-            for (std::size_t oy = 0; oy < out.h; ++oy)
-              for (std::size_t ox = 0; ox < out.w; ++ox) {
-                double s = op.bias != no_param ? P(op.bias, ko) : 0.0;
-                for (std::size_t c = 0; c < in.c; ++c)
-                  for (int r = 0; r < R; ++r)
-                    for (int q = 0; q < R; ++q) {
-                      const long iy = static_cast<long>(oy) * op.stride - op.padding + r;
-                      const long ix = static_cast<long>(ox) * op.stride - op.padding + q;
-                      if (iy < 0 || ix < 0 || iy >= static_cast<long>(in.h) || ix >= static_cast<long>(in.w)) continue;
-                      s += x[((n * in.c + c) * in.h + static_cast<std::size_t>(iy)) * in.w + static_cast<std::size_t>(ix)] *
-                           P(op.weight, ((ko * in.c + c) * static_cast<std::size_t>(R) + static_cast<std::size_t>(r)) *
-                                            static_cast<std::size_t>(R) + static_cast<std::size_t>(q));
-                    }
-                y[((n * out.c + ko) * out.h + oy) * out.w + ox] = s;
-              }
-        break;
-      }
-      case OpKind::batch_norm:
-        for (std::size_t i = 0; i < x.size(); ++i) {
-          const std::size_t c = (i / (in.h * in.w)) % in.c;
-          y[i] = (x[i] - P(op.running_mean, c)) / std::sqrt(P(op.running_var, c) + op.eps) * P(op.weight, c) +
-                 P(op.bias, c);
-        }
-        break;
-      case OpKind::relu:
-        for (std::size_t i = 0; i < x.size(); ++i) y[i] = std::max(x[i], 0.0);
-        break;
-      case OpKind::sigmoid:
-        for (std::size_t i = 0; i < x.size(); ++i) y[i] = 1.0 / (1.0 + std::exp(-x[i]));
-        break;
-      case OpKind::dropout:
-        y = x;
-        break;
-      case OpKind::add:
-        for (std::size_t i = 0; i < x.size(); ++i) y[i] = x[i] + v[static_cast<std::size_t>(op.residual)][i];
-        break;
-      case OpKind::max_pool:
-        for (std::size_t n = 0; n < out.n; ++n)
-          for (std::size_t c = 0; c < out.c; ++c)
-            for (std::size_t oy = 0; oy < out.h; ++oy)
-              for (std::size_t ox = 0; ox < out.w; ++ox) {
-                double m = -std::numeric_limits<double>::infinity();
-                for (int r = 0; r < op.kernel; ++r)
-                  for (int q = 0; q < op.kernel; ++q) {
-                    const long iy = static_cast<long>(oy) * op.stride - op.padding + r;
-                    const long ix = static_cast<long>(ox) * op.stride - op.padding + q;
-                    if (iy < 0 || ix < 0 || iy >= static_cast<long>(in.h) || ix >= static_cast<long>(in.w)) continue;
-                    m = std::max(m, x[((n * in.c + c) * in.h + static_cast<std::size_t>(iy)) * in.w +
-                                      static_cast<std::size_t>(ix)]);
-                  }
-                y[((n * out.c + c) * out.h + oy) * out.w + ox] = m;
-              }
-        break;
-      case OpKind::global_avg_pool:
-        for (std::size_t n = 0; n < in.n; ++n)
-          for (std::size_t c = 0; c < in.c; ++c) {
-            double s = 0;
-            for (std::size_t i = 0; i < in.h * in.w; ++i) s += x[(n * in.c + c) * in.h * in.w + i];
-            y[n * in.c + c] = s / static_cast<double>(in.h * in.w);
-          }
-        break;
-      case OpKind::linear:
-        for (std::size_t n = 0; n < in.n; ++n)
-          for (std::size_t o = 0; o < out.c; ++o) {
-            double s = op.bias != no_param ? P(op.bias, o) : 0.0;
-            for (std::size_t i = 0; i < in.c; ++i) s += P(op.weight, o * in.c + i) * x[n * in.c + i];
-            y[n * out.c + o] = s;
-          }
-        break;
-      case OpKind::softmax:
-        for (std::size_t n = 0; n < in.n; ++n) {
-          double m = -std::numeric_limits<double>::infinity(), s = 0;
-          for (std::size_t c = 0; c < in.c; ++c) m = std::max(m, x[n * in.c + c]);
-          for (std::size_t c = 0; c < in.c; ++c) s += std::exp(x[n * in.c + c] - m);
-          for (std::size_t c = 0; c < in.c; ++c) y[n * in.c + c] = std::exp(x[n * in.c + c] - m) / s;
-        }
-        break;
-    }
-    v[static_cast<std::size_t>(op.output)] = std::move(y);
-  }
-  const int r = stage == Stage::features ? p.features : p.output;
-  if (out_shape) *out_shape = e[static_cast<std::size_t>(r)];
-  return v[static_cast<std::size_t>(r)];
+  const backend::Reference::Executor ex(p, params);
+  auto ctx = ex.make_context({shape.n, shape.h, shape.w});
+  const ConstTensorView y = ex.run(ConstTensorView{input.data(), shape}, ctx, stage);
+  if (out_shape) *out_shape = y.shape;
+  return std::vector<double>(y.data, y.data + y.size());
 }
 
 // Builds small Programs by hand, the way the typed layers lower themselves,
@@ -213,17 +120,19 @@ struct ProgramBuilder {
     return op.output;
   }
   // torchvision BasicBlock: conv-bn-relu-conv-bn (+ downsample) + add + relu.
+  // As models/blocks.hpp lowers it: the projection first, so that the add
+  // directly follows bn2.
   int basic_block(int x, int cin, int cout, int stride, const std::string& name) {
-    int y = conv(x, cin, cout, 3, stride, 1, false, name + ".conv1");
-    bn(y, cout, name + ".bn1");
-    unary(OpKind::relu, y, name + ".relu");
-    int z = conv(y, cout, cout, 3, 1, 1, false, name + ".conv2");
-    bn(z, cout, name + ".bn2");
     int identity = x;
     if (stride != 1 || cin != cout) {
       identity = conv(x, cin, cout, 1, stride, 0, false, name + ".downsample.0");
       bn(identity, cout, name + ".downsample.1");
     }
+    int y = conv(x, cin, cout, 3, stride, 1, false, name + ".conv1");
+    bn(y, cout, name + ".bn1");
+    unary(OpKind::relu, y, name + ".relu");
+    int z = conv(y, cout, cout, 3, 1, 1, false, name + ".conv2");
+    bn(z, cout, name + ".bn2");
     add(z, identity, name + ".add");
     unary(OpKind::relu, z, name + ".relu");
     return z;

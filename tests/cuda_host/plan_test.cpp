@@ -66,7 +66,7 @@ TEST_CASE("conv + bn + relu fold into one step whose weights and bias are the fo
   CHECK(plan.arena[s.bias + 6] == 0.0f);
 }
 
-TEST_CASE("a BasicBlock's downsample branch is hoisted so add + relu fuse into conv2") {
+TEST_CASE("a BasicBlock lowered projection-first fuses add + relu into conv2") {
   ProgramBuilder b(8);
   const int z = b.basic_block(0, 8, 16, 2, "layer2.0");
   const int f = b.avg_pool(z, "avgpool");
@@ -86,7 +86,7 @@ TEST_CASE("a BasicBlock's downsample branch is hoisted so add + relu fuse into c
   CHECK(ds->name == "layer2.0.downsample.0 + downsample.1");
   CHECK(ds->output == conv2->residual);
   CHECK(ds < conv2);  // runs first
-  // conversion, conv1, downsample, conv2, avgpool | fc
+  // conversion, downsample, conv1, conv2, avgpool | fc
   CHECK(plan.steps.size() == 6);
   CHECK(plan.features_steps == 5);
   for (const Step& s : plan.steps) CHECK(s.kind != StepKind::eltwise);

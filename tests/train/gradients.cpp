@@ -31,14 +31,13 @@ void check_gradients(const Tensor& x, const Targets& targets, std::uint64_t seed
   const Program& program = model.program();
   const std::vector<float> base(model.parameters().begin(), model.parameters().end());
   const auto loss_at = [&](std::vector<float> params, std::vector<float>* grads) {
-    Backprop bp(program, 0, program.ops.size());
+    backend::Reference::TrainingExecutor ex(program, params);
     SplitMix64 rng(5);  // the same dropout mask every time
-    const ConstTensorView y = bp.forward(x, params, true, rng);
-    Tensor dy(y.shape);
-    const double l = Loss::value(y, targets, dy);
+    const ConstTensorView y = ex.forward(x, Mode::train, rng);
+    const double l = Loss::value(y, targets, ex.output_gradient());
     if (grads) {
-      grads->assign(params.size(), 0.f);
-      bp.backward(dy, params, *grads);
+      ex.backward();
+      grads->assign(ex.gradients().begin(), ex.gradients().end());
     }
     return l;
   };
@@ -105,22 +104,52 @@ TEST_CASE("losses by hand") {
                        std::invalid_argument);
 }
 
-TEST_CASE("SGD with momentum and Adam follow PyTorch's update rules") {
-  std::vector<float> w{1.f, -2.f};
+namespace {
+// The optimiser's rule over a parameter vector, as a training executor runs it.
+template <class O>
+void take_step(O& opt, std::vector<float>& w, const std::vector<float>& g, std::vector<float>& state,
+               const std::vector<unsigned char>& mask) {
+  opt.begin_step();
+  const auto k = static_cast<std::size_t>(opt.state_size());
+  state.resize(k * w.size());
+  for (std::size_t i = 0; i < w.size(); ++i)
+    if (mask[i]) opt.update(w[i], g[i], state.data() + k * i);
+}
+}  // namespace
+
+TEST_CASE("SGD with momentum, Adam and AdamW follow PyTorch's update rules") {
+  std::vector<float> w{1.f, -2.f}, state;
   const std::vector<float> g{0.5f, 1.f};
   const std::vector<unsigned char> all{1, 1}, first{1, 0};
   SGD sgd{.lr = 0.1, .momentum = 0.9, .weight_decay = 0.01};
-  sgd.step(w, g, all);  // buf = g + wd*w
+  take_step(sgd, w, g, state, all);  // buf = g + wd*w
   CHECK(w[0] == doctest::Approx(1 - 0.1 * (0.5 + 0.01)));
-  sgd.step(w, g, first);  // only the first moves
+  take_step(sgd, w, g, state, first);  // only the first moves
   const double g0 = 0.5 + 0.01 * (1 - 0.1 * 0.51);
   CHECK(w[0] == doctest::Approx(1 - 0.1 * 0.51 - 0.1 * (0.9 * 0.51 + g0)));
   CHECK(w[1] == doctest::Approx(-2 - 0.1 * (1 - 0.02)));
 
-  std::vector<float> a{1.f};
+  std::vector<float> n{1.f};
+  std::vector<float> ns;
+  SGD nesterov{.lr = 0.1, .momentum = 0.9, .nesterov = true};
+  take_step(nesterov, n, std::vector<float>{0.5f}, ns, std::vector<unsigned char>{1});
+  CHECK(n[0] == doctest::Approx(1 - 0.1 * (0.5 + 0.9 * 0.5)));  // g + momentum * buf, buf = g
+
+  std::vector<float> a{1.f}, as;
   Adam adam{.lr = 0.01};
-  adam.step(a, std::vector<float>{0.3f}, std::vector<unsigned char>{1});
+  take_step(adam, a, std::vector<float>{0.3f}, as, std::vector<unsigned char>{1});
   CHECK(a[0] == doctest::Approx(1 - 0.01));  // the first Adam step moves by lr * sign(g)
+
+  // AdamW decays the weight itself: w * (1 - lr * wd), then the Adam step.
+  std::vector<float> d{2.f}, ds;
+  AdamW adamw(0.01, 0.1);
+  take_step(adamw, d, std::vector<float>{0.3f}, ds, std::vector<unsigned char>{1});
+  CHECK(d[0] == doctest::Approx(2 * (1 - 0.01 * 0.1) - 0.01));
+  // Adam's L2 decay adds wd * w to the gradient instead (a different number).
+  std::vector<float> l{2.f}, ls;
+  Adam l2{.lr = 0.01, .weight_decay = 0.1};
+  take_step(l2, l, std::vector<float>{-0.1f}, ls, std::vector<unsigned char>{1});
+  CHECK(l[0] == doctest::Approx(2 - 0.01));  // g + wd*w = 0.1 > 0
 }
 
 TEST_CASE("head-only fine-tuning learns and leaves the backbone untouched") {

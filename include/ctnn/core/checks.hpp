@@ -90,23 +90,30 @@ struct linear_needs_feature_vector {
   static constexpr bool value = true;
 };
 
-// Every layer needs a kernel on the chosen backend. OpKindIndex is the
-// position of the first missing op in ctnn::OpKind (see core/program.hpp).
-template <class Backend, int OpKindIndex>
-struct backend_cannot_run_layer {
-  static_assert(OpKindIndex < 0,
-                "CTNN_BACKEND_CANNOT_RUN: this backend has no kernel for one of the network's operations "
-                "(the number is its ctnn::OpKind index)");
+// Every op of the network needs a kernel on the chosen backend, for
+// inference (backend_cannot_run) and, where the model is trained, for
+// training (backend_cannot_train). The arguments name the backend and the
+// op kind, e.g. backend_cannot_run<ctnn::backend::CudaT<...>, ctnn::OpKind::conv>.
+template <class Backend, auto Op>
+struct backend_cannot_run {
+  static_assert(sizeof(Backend) == 0,
+                "CTNN_BACKEND_CANNOT_RUN: this backend (first argument) has no inference kernel for this op kind "
+                "(second argument); choose another backend or another layer");
+  static constexpr bool value = true;
+};
+template <class Backend, auto Op>
+struct backend_cannot_train {
+  static_assert(sizeof(Backend) == 0,
+                "CTNN_BACKEND_CANNOT_RUN: this backend (first argument) has no training kernels for this op kind "
+                "(second argument); train on another backend (e.g. backend::Reference or backend::Cpu)");
   static constexpr bool value = true;
 };
 
-// The loss must match what the head outputs. HeadKind: 0 logits, 1 ends in
-// Sigmoid, 2 ends in Softmax; LossKind: 0 CrossEntropy (logits), 1
-// BCEWithLogits (logits), 2 BCE (probabilities from Sigmoid), 3
-// CrossEntropyOnProbabilities (probabilities from Softmax).
-template <int HeadKind, int LossKind>
+// The loss must match what the head outputs: the first argument is what the
+// network's output means (ctnn::Output), the second what the loss expects.
+template <auto HeadOutput, auto LossExpects>
 struct loss_does_not_match_head {
-  static_assert(HeadKind == (LossKind <= 1 ? 0 : LossKind - 1),
+  static_assert(sizeof(decltype(HeadOutput)) == 0,
                 "CTNN_LOSS_HEAD_MISMATCH: CrossEntropy and BCEWithLogits take logits (a head without Softmax or "
                 "Sigmoid: the loss applies it), BCE takes a Sigmoid head, CrossEntropyOnProbabilities a Softmax "
                 "head; applying the activation twice trains silently worse");

@@ -1,6 +1,6 @@
 // The layer protocol, and the two walks every network supports: a
 // compile-time visit (parameters, shapes, MACs, names) and a run-time
-// lowering into a Program (core/program.hpp).
+// lowering into a Program (ir/program.hpp).
 //
 // A layer is a pure type. It provides:
 //   static constexpr bool is_leaf;
@@ -24,8 +24,10 @@
 #include <vector>
 
 #include "ctnn/core/checks.hpp"
-#include "ctnn/core/program.hpp"
 #include "ctnn/core/shape.hpp"
+#include "ctnn/core/tensor.hpp"
+#include "ctnn/ir/op_traits.hpp"
+#include "ctnn/ir/program.hpp"
 
 namespace ctnn {
 
@@ -58,7 +60,21 @@ struct TensorSpec {
   }
 };
 
-constexpr std::uint32_t op_bit(OpKind k) { return 1u << static_cast<unsigned>(k); }
+// What a layer's output means, read by predict() and by the loss rule. A
+// layer that sets it declares `static constexpr Output output` (Linear and
+// Conv: logits, Sigmoid and Softmax: probabilities); the others pass on what
+// they receive.
+enum class Output : std::uint8_t { logits, sigmoid_probabilities, softmax_probabilities };
+
+template <class L>
+struct output_rule {
+  static constexpr Output apply(Output in) {
+    if constexpr (requires { L::output; })
+      return L::output;
+    else
+      return in;
+  }
+};
 
 template <class L>
 concept Layer = requires(Shape s) {
@@ -200,8 +216,7 @@ class Lowering {
     Op op;
     op.kind = kind;
     op.input = current_;
-    const bool in_place = kind == OpKind::batch_norm || kind == OpKind::relu || kind == OpKind::sigmoid ||
-                          kind == OpKind::softmax || kind == OpKind::dropout || kind == OpKind::add;
+    const bool in_place = op_traits(kind).in_place;
     // The network input belongs to the caller: an element-wise op on it writes a new value.
     op.output = in_place && current_ != 0 ? current_ : program_.new_value();
     op.in_channels = in_channels;

@@ -29,6 +29,11 @@
 
 namespace ctnn {
 
+namespace io {
+template <class>
+struct ModelFiles;  // Model's file readers and writers: io/model_io.hpp
+}
+
 enum class Load {
   strict,         // every tensor present with the right shape; unknown extra tensors are an error
   backbone_only,  // everything but the head ("fc.*"); the head keeps its initialisation
@@ -59,11 +64,15 @@ class Parameters {
 };
 
 namespace detail {
-template <class Backend>
-constexpr int first_unsupported_op(std::uint32_t ops) {
-  for (int i = 0; i < 32; ++i)
-    if ((ops >> i & 1u) && !(Backend::supported_ops >> i & 1u)) return i;
-  return -1;
+// Fires CTNN_BACKEND_CANNOT_RUN naming the backend and the first op kind of
+// the network it has no inference kernel for.
+template <class Backend, std::uint32_t Needed>
+constexpr bool backend_runs() {
+  constexpr int missing = first_missing_op(Needed, Backend::inference_ops);
+  if constexpr (missing >= 0)
+    return check::backend_cannot_run<Backend, static_cast<OpKind>(missing)>::value;
+  else
+    return true;
 }
 
 template <class Net>
@@ -88,7 +97,7 @@ inline std::string shape_string(const std::vector<std::size_t>& s) {
 template <class Net, class Backend>
 class Model {
   static_assert(NetworkType<Net>, "CTNN_NOT_A_NETWORK: Model<Net> takes a network type: a ResNet alias or Network<Image<...>, Layers...>");
-  static_assert(check::backend_cannot_run_layer<Backend, detail::first_unsupported_op<Backend>(Net::ops)>::value);
+  static_assert(detail::backend_runs<Backend, Net::ops>());
 
  public:
   using network = Net;
@@ -113,6 +122,10 @@ class Model {
     init(scheme, seed);
   }
 
+  // Movable (executors own what they need and view the arena, which moves
+  // with its buffer); not copyable: arenas are large.
+  Model(Model&&) noexcept = default;
+  Model& operator=(Model&&) noexcept = default;
   Model(const Model&) = delete;
   Model& operator=(const Model&) = delete;
 
@@ -141,17 +154,38 @@ class Model {
     prepare();
   }
 
+  // Copies the tensors that ops [first_op, end_op) read from `values` (an
+  // arena of this model's layout, e.g. a training executor's) and
+  // re-prepares the backend for those ops only.
+  void assign(std::span<const float> values, std::size_t first_op, std::size_t end_op) {
+    if (values.size() != arena_.size())
+      throw std::invalid_argument("ctnn: Model::assign got " + std::to_string(values.size()) +
+                                  " floats for an arena of " + std::to_string(arena_.size()));
+    end_op = std::min(end_op, program_.ops.size());
+    for (std::size_t i = first_op; i < end_op; ++i)
+      for_each_tensor(program_.ops[i], [&](std::size_t offset, std::size_t count) {
+        std::copy_n(values.begin() + static_cast<std::ptrdiff_t>(offset), count, arena_.data() + offset);
+      });
+    if constexpr (requires { executor_.refresh(arena_.span(), first_op, end_op); })
+      executor_.refresh(arena_.span(), first_op, end_op);
+    else
+      prepare();
+  }
+
   // ---- weights ------------------------------------------------------------
   LoadReport load(const io::TensorFile& file, Load policy = Load::strict);
-  // Files: defined in <ctnn/io/model_io.hpp> (included by <ctnn/ctnn.hpp>),
-  // so that inference-only translation units (<ctnn/inference.hpp>) do not
-  // compile the file readers.
+  // Files: the readers and writers are in <ctnn/io/model_io.hpp> (included by
+  // <ctnn/ctnn.hpp>), so that inference-only translation units
+  // (<ctnn/inference.hpp>) do not compile them; without it these fail to
+  // compile with CTNN_NEEDS_MODEL_IO.
   // A .safetensors or .pth file (torchvision state_dict names).
-  LoadReport load(const std::filesystem::path& path, Load policy = Load::strict);
+  LoadReport load(const std::filesystem::path& path, Load policy = Load::strict) {
+    return files().load(*this, path, policy);
+  }
   // safetensors with torchvision names, plus an I64 num_batches_tracked per
   // BatchNorm so that PyTorch's strict load_state_dict accepts the file.
-  void save(const std::filesystem::path& path) const;
-  std::vector<std::byte> save_to_memory() const;
+  void save(const std::filesystem::path& path) const { files().save(*this, path); }
+  std::vector<std::byte> save_to_memory() const { return files().save_to_memory(*this); }
 
   // ---- inference ----------------------------------------------------------
   Context make_context(Capacity capacity) const { return executor_.make_context(capacity); }
@@ -180,6 +214,14 @@ class Model {
  private:
   static constexpr int default_size(int d) { return d == dynamic ? 224 : d; }
 
+  template <class Tag = Net>
+  static auto files() {
+    static_assert(requires { sizeof(io::ModelFiles<Tag>); },
+                  "CTNN_NEEDS_MODEL_IO: Model::load(path), save(path) and save_to_memory() read and write files: "
+                  "include <ctnn/io/model_io.hpp> (or <ctnn/ctnn.hpp>) in this translation unit");
+    return io::ModelFiles<Tag>{};
+  }
+
   std::span<float> arena_view() const { return {const_cast<float*>(arena_.data()), arena_.size()}; }
   int output_channels() const {
     for (auto it = program_.ops.rbegin(); it != program_.ops.rend(); ++it)
@@ -187,23 +229,37 @@ class Model {
     return program_.input_channels;
   }
 
-  // Lays out the arena (with `extent` classes for a dynamic head) and lowers the network.
-  void build(int extent) {
-    dynamic_extent_ = extent;
+  // The arena layout (with `extent` classes for a dynamic head) and the lowered network.
+  struct Layout {
+    int extent = 0;
+    std::vector<TensorInfo> tensors;
+    std::size_t floats = 0;
+    Program program;
+  };
+  static Layout lay_out(int extent) {
+    Layout l;
+    l.extent = extent;
     detail::ArenaLayout layout;
     layout.dynamic_extent = extent;
     Net::visit(layout, Net::input::shape);
-    tensors_ = std::move(layout.tensors);
-    arena_ = AlignedBuffer(layout.cursor);
-    program_ = Program{};
-    program_.input_channels = Net::input::shape.c;
-    Lowering lowering(program_, tensors_);
+    l.tensors = std::move(layout.tensors);
+    l.floats = layout.cursor;
+    l.program.input_channels = Net::input::shape.c;
+    Lowering lowering(l.program, l.tensors);
     Net::lower(lowering);
-    program_.output = lowering.value();
-    if (program_.features_end == 0) {  // no backbone/head split: features are the output
-      program_.features = program_.output;
-      program_.features_end = program_.ops.size();
+    l.program.output = lowering.value();
+    if (l.program.features_end == 0) {  // no backbone/head split: features are the output
+      l.program.features = l.program.output;
+      l.program.features_end = l.program.ops.size();
     }
+    return l;
+  }
+  void build(int extent) { adopt(lay_out(extent), AlignedBuffer()); }
+  void adopt(Layout&& l, AlignedBuffer&& arena) {
+    dynamic_extent_ = l.extent;
+    tensors_ = std::move(l.tensors);
+    program_ = std::move(l.program);
+    arena_ = arena.size() == l.floats ? std::move(arena) : AlignedBuffer(l.floats);
   }
 
   void prepare() {
@@ -244,28 +300,29 @@ LoadReport Model<Net, Backend>::load(const io::TensorFile& file, Load policy) {
   const auto is_head = [&](std::string_view name) { return detail::under(name, head); };
   const auto ignorable = [](std::string_view name) { return name.ends_with("num_batches_tracked"); };
 
-  // A run-time-width head takes its class count from the checkpoint.
+  // A run-time-width head takes its class count from the checkpoint: the
+  // load is validated against a candidate layout of that width, which the
+  // model adopts only once everything has been checked and converted.
+  std::optional<Layout> candidate;
   if constexpr (dynamic_classes) {
     if (policy == Load::strict) {
       for (const TensorInfo& t : tensors_) {
         if (t.role != TensorRole::linear_weight || !is_head(t.name)) continue;
         const io::TensorRecord* r = file.find(t.name);
-        if (r && r->shape.size() == 2 && r->shape[0] > 0 && r->shape[0] != t.shape[0] &&
-            r->shape[0] <= (1u << 24)) {
-          build(static_cast<int>(r->shape[0]));
-          initialize(arena_.span(), tensors_, Init::torchvision, 0);
-        }
+        if (r && r->shape.size() == 2 && r->shape[0] > 0 && r->shape[0] != t.shape[0] && r->shape[0] <= (1u << 24))
+          candidate = lay_out(static_cast<int>(r->shape[0]));
         break;
       }
     }
   }
+  const std::vector<TensorInfo>& tensors = candidate ? candidate->tensors : tensors_;
 
   LoadReport report;
   report.source = file.source;
   // Validate everything before copying anything: a failed load leaves the model unchanged.
   std::vector<std::pair<const TensorInfo*, const io::TensorRecord*>> plan;
   std::vector<std::string> missing;
-  for (const TensorInfo& t : tensors_) {
+  for (const TensorInfo& t : tensors) {
     if (policy == Load::backbone_only && is_head(t.name)) {
       report.kept.push_back(t.name);
       continue;
@@ -296,7 +353,7 @@ LoadReport Model<Net, Backend>::load(const io::TensorFile& file, Load policy) {
   }
   for (const io::TensorRecord& r : file.tensors) {
     if (ignorable(r.name)) continue;
-    const bool known = std::any_of(tensors_.begin(), tensors_.end(), [&](const TensorInfo& t) { return t.name == r.name; });
+    const bool known = std::any_of(tensors.begin(), tensors.end(), [&](const TensorInfo& t) { return t.name == r.name; });
     if (known) continue;
     if (policy == Load::backbone_only && is_head(r.name)) continue;  // the checkpoint's own head
     report.unexpected.push_back(r.name);
@@ -309,13 +366,19 @@ LoadReport Model<Net, Backend>::load(const io::TensorFile& file, Load policy) {
     throw io::LoadError(msg + " (is this checkpoint for another architecture?)");
   }
   // Convert into a scratch copy first so that a bad dtype cannot leave a half-loaded model.
-  AlignedBuffer staged(arena_.size());
-  std::copy(arena_.data(), arena_.data() + arena_.size(), staged.data());
+  AlignedBuffer staged(candidate ? candidate->floats : arena_.size());
+  if (candidate)
+    initialize(staged.span(), candidate->tensors, Init::torchvision, 0);
+  else
+    std::copy(arena_.data(), arena_.data() + arena_.size(), staged.data());
   for (const auto& [t, r] : plan) {
     io::convert_to_f32(*r, staged.span().subspan(t->offset, t->size), file.source);
     report.loaded.push_back(t->name);
   }
-  arena_ = std::move(staged);
+  if (candidate)
+    adopt(std::move(*candidate), std::move(staged));
+  else
+    arena_ = std::move(staged);
   prepare();
   return report;
 }

@@ -49,6 +49,15 @@ concept NetworkType = Layer<Net> && requires {
   { Net::input_shape } -> std::convertible_to<Shape>;
 };
 
+// What a network's output means: its head's (or its last layers') Output.
+template <class Net>
+constexpr Output network_output() {
+  if constexpr (requires { typename Net::head; })
+    return output_rule<typename Net::head>::apply(Output::logits);
+  else
+    return output_rule<Net>::apply(Output::logits);
+}
+
 template <NetworkType Net>
 constexpr std::size_t macs(int height, int width) {
   return detail::totals<Net>(Shape{Net::input::shape.c, height, width}).macs;
@@ -68,6 +77,7 @@ struct Chain : detail::NetworkBase<Chain<Input, Body>, Input> {
   static constexpr void visit(V& v, Shape in) { Body::visit(v, in); }
   static void lower(Lowering& lw) { Body::lower(lw); }
   static std::string label() { return "Network"; }
+  static constexpr Output output = output_rule<Body>::apply(Output::logits);
 };
 
 namespace detail {

@@ -1,16 +1,15 @@
-// What Model::predict returns, chosen by the head's last layer:
+// What Model::predict returns, chosen by what the network's output means
+// (network_output<Net>(), declared by the layers):
 //   ... Softmax            -> one ClassPrediction per image (argmax and its probability)
 //   ... Linear<F, 1>, Sigmoid -> one BinaryPrediction per image (probability, decision at 0.5)
 //   anything else          -> the raw outputs (logits), copied into a Tensor
 #pragma once
 
 #include <cstddef>
-#include <type_traits>
 #include <vector>
 
-#include "ctnn/core/sequential.hpp"
+#include "ctnn/core/network.hpp"
 #include "ctnn/core/tensor.hpp"
-#include "ctnn/layers/activation.hpp"
 
 namespace ctnn {
 
@@ -25,31 +24,13 @@ struct BinaryPrediction {
 };
 
 namespace detail {
-template <class L>
-struct last_layer {
-  using type = L;
-};
-template <class... L>
-struct last_layer<Seq<L...>> {
-  using type = typename last_layer<typename decltype((std::type_identity<L>{}, ...))::type>::type;
-};
-
-template <class Net>
-using head_last_layer = typename last_layer<typename Net::head>::type;
-
 template <class Net>
 constexpr bool head_is_softmax() {
-  if constexpr (requires { typename Net::head; })
-    return std::is_same_v<head_last_layer<Net>, Softmax>;
-  else
-    return false;
+  return network_output<Net>() == Output::softmax_probabilities;
 }
 template <class Net>
 constexpr bool head_is_binary_sigmoid() {
-  if constexpr (requires { typename Net::head; })
-    return std::is_same_v<head_last_layer<Net>, Sigmoid> && Net::head::out(Shape{Net::features, 1, 1}).c == 1;
-  else
-    return false;
+  return network_output<Net>() == Output::sigmoid_probabilities && Net::out(Net::input::shape).c == 1;
 }
 
 template <class Net>

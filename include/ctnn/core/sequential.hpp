@@ -83,6 +83,14 @@ struct Seq {
   }
 };
 
+template <class... L>
+struct output_rule<Seq<L...>> {
+  static constexpr Output apply(Output in) {
+    ((in = output_rule<L>::apply(in)), ...);
+    return in;
+  }
+};
+
 namespace detail {
 template <class... L>
 struct make_sequential {

@@ -42,19 +42,21 @@ inline std::vector<io::TensorToWrite> tensors_to_write(const std::vector<TensorI
 }
 }  // namespace detail
 
-template <class Net, class Backend>
-LoadReport Model<Net, Backend>::load(const std::filesystem::path& path, Load policy) {
-  return load(io::read_weights(path), policy);
-}
-
-template <class Net, class Backend>
-void Model<Net, Backend>::save(const std::filesystem::path& path) const {
-  io::write_safetensors(path, detail::tensors_to_write(tensors_, arena_.span()));
-}
-
-template <class Net, class Backend>
-std::vector<std::byte> Model<Net, Backend>::save_to_memory() const {
-  return io::write_safetensors_to_memory(detail::tensors_to_write(tensors_, arena_.span()));
-}
+// What Model::load(path), save(path) and save_to_memory() call (declared in core/model.hpp).
+template <class>
+struct io::ModelFiles {
+  template <class M>
+  static LoadReport load(M& model, const std::filesystem::path& path, Load policy) {
+    return model.load(io::read_weights(path), policy);
+  }
+  template <class M>
+  static void save(const M& model, const std::filesystem::path& path) {
+    io::write_safetensors(path, ctnn::detail::tensors_to_write(model.tensors(), model.parameters()));
+  }
+  template <class M>
+  static std::vector<std::byte> save_to_memory(const M& model) {
+    return io::write_safetensors_to_memory(ctnn::detail::tensors_to_write(model.tensors(), model.parameters()));
+  }
+};
 
 }  // namespace ctnn

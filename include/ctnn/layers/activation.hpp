@@ -13,10 +13,12 @@ struct ReLU : LeafLayer<OpKind::relu> {
 };
 
 struct Sigmoid : LeafLayer<OpKind::sigmoid> {
+  static constexpr Output output = Output::sigmoid_probabilities;
   static std::string label() { return "Sigmoid()"; }
 };
 
 struct Softmax : LeafLayer<OpKind::softmax> {
+  static constexpr Output output = Output::softmax_probabilities;
   template <Shape In>
   static constexpr bool check() {
     if constexpr (In.c != dynamic && In.c < 2)

@@ -17,6 +17,7 @@ struct Conv {
   static constexpr int in_channels = InChannels;
   static constexpr int out_channels = OutChannels;
   static constexpr std::uint32_t ops = op_bit(OpKind::conv);
+  static constexpr Output output = Output::logits;
 
   static constexpr Shape out(Shape in) {
     return {OutChannels, detail::window_out(in.h, Kernel, Stride, Padding),

@@ -19,6 +19,7 @@ struct Linear {
   static constexpr int in_channels = In;
   static constexpr int out_channels = Out;
   static constexpr std::uint32_t ops = op_bit(OpKind::linear);
+  static constexpr Output output = Output::logits;
 
   static constexpr Shape out(Shape) { return {Out, 1, 1}; }
 

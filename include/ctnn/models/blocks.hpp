@@ -47,17 +47,19 @@ struct ResidualBlock {
     if constexpr (has_downsample) v.template child<Downsample>("downsample", in);
   }
 
+  // The projection is lowered before the main path (torchvision computes it
+  // after), so that the add directly follows the main path's last BatchNorm
+  // and every backend fuses it into that conv's epilogue (ir/fusion.hpp).
+  // The two branches are independent: the order changes no result.
   static void lower(Lowering& lw) {
     const int input = lw.value();
-    Derived::lower_main(lw);
-    const int main = lw.value();
     int identity = input;
     if constexpr (has_downsample) {
-      lw.set_value(input);
       lw.child<Downsample>("downsample");
       identity = lw.value();
-      lw.set_value(main);
+      lw.set_value(input);
     }
+    Derived::lower_main(lw);
     lw.emit(OpKind::add, Out, Out).residual = identity;
     lw.child<ReLU>("relu");
   }

@@ -21,7 +21,7 @@
 
 #include "ctnn/backend/reference/reference.hpp"
 #include "ctnn/core/init.hpp"
-#include "ctnn/core/program.hpp"
+#include "ctnn/ir/program.hpp"
 #include "ctnn/core/tensor.hpp"
 
 namespace ctnn::train {

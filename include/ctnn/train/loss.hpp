@@ -4,7 +4,8 @@
 //   BCE                          head ending in Sigmoid (probabilities)
 //   CrossEntropyOnProbabilities  head ending in Softmax (probabilities), integer class targets
 // Pairing CrossEntropy with a Softmax head applies softmax twice: in PyTorch
-// it trains silently worse; here it does not compile (CTNN_LOSS_HEAD_MISMATCH).
+// it trains silently worse; here it does not compile (CTNN_LOSS_HEAD_MISMATCH,
+// naming the head's ctnn::Output and the one the loss expects).
 #pragma once
 
 #include <algorithm>
@@ -16,15 +17,15 @@
 #include <type_traits>
 
 #include "ctnn/core/checks.hpp"
-#include "ctnn/core/predict.hpp"
+#include "ctnn/core/network.hpp"
 #include "ctnn/core/tensor.hpp"
 
 namespace ctnn::train {
 
 // Targets for one batch: class indices or binary targets, one per image.
 struct Targets {
-  std::span<const int> classes;   // CrossEntropy, CrossEntropyOnProbabilities
-  std::span<const float> binary;  // BCE, BCEWithLogits
+  std::span<const int> classes{};   // CrossEntropy, CrossEntropyOnProbabilities
+  std::span<const float> binary{};  // BCE, BCEWithLogits
 };
 
 namespace detail {
@@ -43,7 +44,8 @@ inline int checked_class(int c, std::size_t classes) {
 
 // Each loss: value(y, targets, dy) returns the batch-mean loss and writes dLoss/dy.
 struct CrossEntropy {
-  static constexpr int kind = 0;
+  static constexpr Output expects = Output::logits;
+  static constexpr bool binary = false;
   static double value(ConstTensorView y, const Targets& t, TensorView dy) {
     detail::require_size(t.classes.size(), y.shape.n, "CrossEntropy");
     const std::size_t c = y.shape.per_item();
@@ -64,7 +66,8 @@ struct CrossEntropy {
 };
 
 struct CrossEntropyOnProbabilities {
-  static constexpr int kind = 3;
+  static constexpr Output expects = Output::softmax_probabilities;
+  static constexpr bool binary = false;
   static double value(ConstTensorView p, const Targets& t, TensorView dy) {
     detail::require_size(t.classes.size(), p.shape.n, "CrossEntropyOnProbabilities");
     const std::size_t c = p.shape.per_item();
@@ -81,7 +84,8 @@ struct CrossEntropyOnProbabilities {
 };
 
 struct BCEWithLogits {
-  static constexpr int kind = 1;
+  static constexpr Output expects = Output::logits;
+  static constexpr bool binary = true;
   static double value(ConstTensorView y, const Targets& t, TensorView dy) {
     detail::require_size(t.binary.size(), y.shape.n, "BCEWithLogits");
     double total = 0;
@@ -95,7 +99,8 @@ struct BCEWithLogits {
 };
 
 struct BCE {
-  static constexpr int kind = 2;
+  static constexpr Output expects = Output::sigmoid_probabilities;
+  static constexpr bool binary = true;
   static double value(ConstTensorView p, const Targets& t, TensorView dy) {
     detail::require_size(t.binary.size(), p.shape.n, "BCE");
     double total = 0;
@@ -110,28 +115,18 @@ struct BCE {
 };
 
 namespace detail {
-template <class Net>
-constexpr int head_kind() {
-  if constexpr (ctnn::detail::head_is_softmax<Net>())
-    return 2;
-  else if constexpr (requires { typename Net::head; })
-    return std::is_same_v<ctnn::detail::head_last_layer<Net>, Sigmoid> ? 1 : 0;
-  else
-    return 0;
-}
-
-// Instantiated where a Trainer<Net, Loss> is named.
+// Instantiated where a Trainer<Loss, Net, ...> is named: one error naming
+// both kinds when they disagree, one when a binary loss meets a wide head.
 template <class Net, class Loss>
-struct check_loss {
-  static constexpr int head = head_kind<Net>();
-  static constexpr bool ok = check::loss_does_not_match_head<head, Loss::kind>::value;
-  static constexpr bool width_ok = [] {
-    if constexpr (Loss::kind == 1 || Loss::kind == 2)
-      return check::binary_loss_needs_one_output<Net::output_shape().c>::value;
-    else
-      return true;
-  }();
-};
+constexpr bool check_loss() {
+  constexpr Output head = network_output<Net>();
+  if constexpr (head != Loss::expects)
+    return check::loss_does_not_match_head<head, Loss::expects>::value;
+  else if constexpr (Loss::binary)
+    return check::binary_loss_needs_one_output<Net::output_shape().c>::value;
+  else
+    return true;
+}
 }  // namespace detail
 
 }  // namespace ctnn::train

@@ -1,58 +1,73 @@
-// Optimisers with PyTorch's update rules (torch.optim.SGD and Adam), applied
-// to the parameter arena with one gradient arena of the same layout. Only the
-// tensors marked trainable in `mask` move (frozen layers and BN statistics
-// keep their values).
+// Optimisers with PyTorch's update rules (torch.optim.SGD, Adam and AdamW):
+// hyperparameters, the step count, and the rule for one parameter. The loop
+// over parameters is the training executor's (it owns parameters, gradients
+// and optimiser state in its own layout, and runs the rule there: serially in
+// the reference backend, in parallel and vectorised in a fast one).
+//
+//   executor.apply(optimizer)   // begin_step(), then update() per trainable parameter
 #pragma once
 
 #include <cmath>
+#include <concepts>
 #include <cstddef>
-#include <span>
-#include <vector>
 
 namespace ctnn::train {
 
 struct SGD {
   double lr = 0.01, momentum = 0.0, weight_decay = 0.0;
   bool nesterov = false;
+  long steps = 0;  // steps taken
 
-  void step(std::span<float> params, std::span<const float> grads, std::span<const unsigned char> mask) {
-    if (momentum != 0 && buf_.size() != params.size()) buf_.assign(params.size(), 0.f);
-    for (std::size_t i = 0; i < params.size(); ++i) {
-      if (!mask[i]) continue;
-      double g = grads[i] + weight_decay * params[i];
-      if (momentum != 0) {
-        // PyTorch: the first step initialises the buffer with the gradient.
-        buf_[i] = static_cast<float>(steps_ == 0 ? g : momentum * buf_[i] + g);
-        g = nesterov ? g + momentum * buf_[i] : buf_[i];
-      }
-      params[i] = static_cast<float>(params[i] - lr * g);
+  // Floats of optimiser state per parameter (the momentum buffer).
+  int state_size() const { return momentum != 0 ? 1 : 0; }
+  void begin_step() { ++steps; }
+  // PyTorch: the first step initialises the momentum buffer with the gradient.
+  void update(float& p, float grad, float* state) const {
+    double g = grad + weight_decay * p;
+    if (momentum != 0) {
+      state[0] = static_cast<float>(steps == 1 ? g : momentum * state[0] + g);
+      g = nesterov ? g + momentum * state[0] : state[0];
     }
-    ++steps_;
+    p = static_cast<float>(p - lr * g);
   }
-
-  // State (public so that the options above can be designated-initialised).
-  std::vector<float> buf_{};
-  long steps_ = 0;
 };
 
+// Adam with L2 weight decay added to the gradient (torch.optim.Adam), or, with
+// `decoupled`, AdamW's decay of the weights themselves by lr * weight_decay.
 struct Adam {
   double lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0.0;
+  bool decoupled = false;
+  long steps = 0;
+  double bias1 = 1, bias2 = 1;  // 1 - beta^t of the current step
 
-  void step(std::span<float> params, std::span<const float> grads, std::span<const unsigned char> mask) {
-    if (m_.size() != params.size()) m_.assign(params.size(), 0.f), v_.assign(params.size(), 0.f);
-    ++t_;
-    const double c1 = 1 - std::pow(beta1, t_), c2 = 1 - std::pow(beta2, t_);
-    for (std::size_t i = 0; i < params.size(); ++i) {
-      if (!mask[i]) continue;
-      const double g = grads[i] + weight_decay * params[i];
-      m_[i] = static_cast<float>(beta1 * m_[i] + (1 - beta1) * g);
-      v_[i] = static_cast<float>(beta2 * v_[i] + (1 - beta2) * g * g);
-      params[i] = static_cast<float>(params[i] - lr * (m_[i] / c1) / (std::sqrt(v_[i] / c2) + eps));
-    }
+  int state_size() const { return 2; }  // first and second moments
+  void begin_step() {
+    ++steps;
+    bias1 = 1 - std::pow(beta1, static_cast<double>(steps));
+    bias2 = 1 - std::pow(beta2, static_cast<double>(steps));
   }
+  void update(float& p, float grad, float* state) const {
+    double w = p, g = grad;
+    if (decoupled)
+      w *= 1 - lr * weight_decay;
+    else
+      g += weight_decay * w;
+    state[0] = static_cast<float>(beta1 * state[0] + (1 - beta1) * g);
+    state[1] = static_cast<float>(beta2 * state[1] + (1 - beta2) * g * g);
+    p = static_cast<float>(w - lr * (state[0] / bias1) / (std::sqrt(state[1] / bias2) + eps));
+  }
+};
 
-  std::vector<float> m_{}, v_{};
-  long t_ = 0;
+// torch.optim.AdamW (its default weight decay is 0.01).
+struct AdamW : Adam {
+  AdamW(double lr = 1e-3, double weight_decay = 0.01) : Adam{lr, 0.9, 0.999, 1e-8, weight_decay, true} {}
+};
+
+template <class O>
+concept Optimizer = requires(O o, const O c, float p, float* s) {
+  { c.state_size() } -> std::convertible_to<int>;
+  o.begin_step();
+  c.update(p, 0.f, s);
 };
 
 }  // namespace ctnn::train

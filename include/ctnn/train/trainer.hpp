@@ -5,24 +5,33 @@
 //                                                                       ctnn::train::Scope::head_only);
 //   double loss = trainer.step(images, {.classes = labels});
 //
-// Naming a Trainer checks that the loss suits the head (CTNN_LOSS_HEAD_MISMATCH).
-// Head-only training computes the backbone's features with the model's own
-// (fast, BN-folded) backend in eval mode and trains the head ops on them;
-// step_on_features() takes features cached across epochs instead. Whole-network
-// training runs BatchNorm in training mode. After each step the model's
-// backend is re-prepared, so inference always sees the latest weights.
+// Naming a Trainer checks that the loss suits the head (CTNN_LOSS_HEAD_MISMATCH)
+// and that the backend can train every op of the network (CTNN_BACKEND_CANNOT_RUN).
+//
+// The trainer runs its backend's training executor over the trained ops
+// (the whole Program, or the head's ops for Scope::head_only); that executor
+// owns parameters, gradients and optimiser state from the moment the trainer
+// is made. Head-only training computes the backbone's features with the
+// model's own inference backend (BatchNorm folded) in eval mode;
+// step_on_features() takes features cached across epochs instead. After each
+// step the model is refreshed for the trained ops only (sync_every_step,
+// the default), or when sync_model() is called: head-only training never
+// re-prepares the backbone.
 #pragma once
 
 #include <cstdint>
 #include <optional>
 #include <span>
 #include <string_view>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
+#include "ctnn/core/init.hpp"
 #include "ctnn/core/model.hpp"
-#include "ctnn/train/backprop.hpp"
 #include "ctnn/train/loss.hpp"
 #include "ctnn/train/optim.hpp"
+#include "ctnn/train/tape.hpp"
 
 namespace ctnn::train {
 
@@ -31,87 +40,124 @@ enum class Scope {
   head_only,      // only the head's tensors; the backbone is frozen and runs in eval mode
 };
 
-template <class Loss, class Net, class Backend, class Optimizer>
+namespace detail {
+// Fires CTNN_BACKEND_CANNOT_RUN naming the backend and the first op kind of
+// the network it cannot train.
+template <class Backend, std::uint32_t Needed>
+constexpr bool backend_trains() {
+  constexpr int missing = first_missing_op(Needed, Backend::training_ops);
+  if constexpr (missing >= 0)
+    return check::backend_cannot_train<Backend, static_cast<OpKind>(missing)>::value;
+  else
+    return true;
+}
+template <class Backend>
+struct training_executor_of {
+  using type = typename Backend::TrainingExecutor;
+};
+struct NoTrainingExecutor {};  // stands in after a refused backend, so the refusal is the only error
+}  // namespace detail
+
+template <class Loss, class Net, class Backend, class Opt>
 class Trainer {
-  static_assert(detail::check_loss<Net, Loss>::ok && detail::check_loss<Net, Loss>::width_ok);
+  static_assert(detail::check_loss<Net, Loss>());
+  static constexpr bool trainable = detail::backend_trains<Backend, Net::ops>();
+  static_assert(Optimizer<Opt>, "ctnn: the optimiser needs state_size(), begin_step() and update() (train/optim.hpp)");
 
  public:
-  Trainer(Model<Net, Backend>& model, Optimizer optimizer, Scope scope = Scope::whole_network, std::uint64_t seed = 0)
-      : model_(model), optimizer_(std::move(optimizer)), scope_(scope), rng_(seed) {
+  using Executor = typename std::conditional_t<trainable, detail::training_executor_of<Backend>,
+                                               std::type_identity<detail::NoTrainingExecutor>>::type;
+
+  Trainer(Model<Net, Backend>& model, Opt optimizer, Scope scope = Scope::whole_network, std::uint64_t seed = 0)
+      : model_(model),
+        optimizer_(std::move(optimizer)),
+        scope_(scope),
+        rng_(seed),
+        executor_(model.program(), model.parameters(), first_trained_op(model, scope)) {
     const std::string_view head = ctnn::detail::head_prefix<Net>();
-    if (scope == Scope::head_only && head.empty())
-      throw std::invalid_argument("ctnn: head-only training needs a network with a head (e.g. a ResNet)");
-    mask_.assign(model.parameters().size(), 0);
+    std::vector<std::pair<std::size_t, std::size_t>> ranges;
     for (const TensorInfo& t : model.tensors()) {
       const bool in_scope = scope == Scope::whole_network || ctnn::detail::under(t.name, head);
-      if (t.trainable() && in_scope) std::fill_n(mask_.begin() + static_cast<long>(t.offset), t.size, 1);
+      if (t.trainable() && in_scope) ranges.emplace_back(t.offset, t.size);
     }
+    executor_.set_trainable(std::move(ranges));
   }
 
   // One optimisation step on a batch; returns the batch's mean loss (before the step).
   double step(ConstTensorView images, const Targets& targets) {
-    if (scope_ == Scope::head_only) {
-      if (!ctx_ || capacity_.batch < images.shape.n || capacity_.height < images.shape.h ||
-          capacity_.width < images.shape.w) {
-        capacity_ = {images.shape.n, images.shape.h, images.shape.w};
-        ctx_.emplace(model_.make_context(capacity_));
-      }
-      return step_on_features(model_.features(images, *ctx_), targets);
-    }
-    return run(images, targets, 0);
+    if (scope_ == Scope::head_only) return step_on_features(model_features(images), targets);
+    return run(images, targets);
   }
 
   // Head-only step on pooled backbone features (N x F x 1 x 1), e.g. cached from model.features().
   double step_on_features(ConstTensorView features, const Targets& targets) {
     if (scope_ != Scope::head_only) throw std::logic_error("ctnn: step_on_features needs Scope::head_only");
-    return run(features, targets, model_.program().features_end);
+    return run(features, targets);
   }
 
-  // The loss (and gradients, discarded) without changing anything.
+  // The loss in eval mode (running statistics, no dropout), changing nothing.
   double loss(ConstTensorView images, const Targets& targets) {
-    std::vector<float> params(model_.parameters().begin(), model_.parameters().end());
-    Backprop bp(model_.program(), 0, model_.program().ops.size());
-    SplitMix64 rng(0);
-    const ConstTensorView y = bp.forward(images, params, false, rng);
-    Tensor dy(y.shape);
-    return Loss::value(y, targets, dy);
+    const ConstTensorView input = scope_ == Scope::head_only ? model_features(images) : images;
+    SplitMix64 unused(0);
+    const ConstTensorView y = executor_.forward(input, Mode::eval, unused);
+    return Loss::value(y, targets, executor_.output_gradient());
   }
 
   // Gradients of the last step, in the model's arena layout (for inspection and tests).
-  std::span<const float> gradients() const { return grads_; }
+  std::span<const float> gradients() const { return executor_.gradients(); }
+
+  // Writes the trained tensors into the model and re-prepares its backend for
+  // the trained ops only.
+  void sync_model() { model_.assign(executor_.parameters(), executor_.first_op(), model_.program().ops.size()); }
+  // Whether each step ends with sync_model() (the default). Off, whole-network
+  // training skips re-preparing the inference backend until it is asked.
+  void sync_every_step(bool on) { sync_every_step_ = on; }
+
+  const Opt& optimizer() const { return optimizer_; }
+  Executor& executor() { return executor_; }
 
  private:
-  double run(ConstTensorView input, const Targets& targets, std::size_t begin) {
-    const Program& program = model_.program();
-    std::vector<float> params(model_.parameters().begin(), model_.parameters().end());
-    grads_.assign(params.size(), 0.f);
-    Backprop bp(program, begin, program.ops.size());
+  static std::size_t first_trained_op(const Model<Net, Backend>& model, Scope scope) {
+    if (scope == Scope::head_only && ctnn::detail::head_prefix<Net>().empty())
+      throw std::invalid_argument("ctnn: head-only training needs a network with a head (e.g. a ResNet)");
+    return scope == Scope::head_only ? model.program().features_end : 0;
+  }
+
+  ConstTensorView model_features(ConstTensorView images) {
+    if (!ctx_ || capacity_.batch < images.shape.n || capacity_.height < images.shape.h ||
+        capacity_.width < images.shape.w) {
+      capacity_ = {images.shape.n, images.shape.h, images.shape.w};
+      ctx_.emplace(model_.make_context(capacity_));
+    }
+    return model_.features(images, *ctx_);
+  }
+
+  double run(ConstTensorView input, const Targets& targets) {
     // Training mode for the ops being trained (Dropout draws masks, BatchNorm uses batch
     // statistics); a frozen backbone already ran in eval mode to produce the features.
-    const ConstTensorView y = bp.forward(input, params, true, rng_);
-    Tensor dy(y.shape);
-    const double value = Loss::value(y, targets, dy);
-    bp.backward(dy, params, grads_);
-    optimizer_.step(params, grads_, mask_);
-    model_.update([&](Parameters& p) { std::copy(params.begin(), params.end(), p.arena().begin()); });
+    const ConstTensorView y = executor_.forward(input, Mode::train, rng_);
+    const double value = Loss::value(y, targets, executor_.output_gradient());
+    executor_.backward();
+    executor_.apply(optimizer_);
+    if (sync_every_step_) sync_model();
     return value;
   }
 
   Model<Net, Backend>& model_;
-  Optimizer optimizer_;
+  Opt optimizer_;
   Scope scope_;
   SplitMix64 rng_;
-  std::vector<unsigned char> mask_;
-  std::vector<float> grads_;
+  Executor executor_;
+  bool sync_every_step_ = true;
   std::optional<typename Model<Net, Backend>::Context> ctx_;
   Capacity capacity_{};
 };
 
 // Names the loss explicitly; the model and optimiser are deduced.
-template <class Loss, class Net, class Backend, class Optimizer>
-Trainer<Loss, Net, Backend, Optimizer> make_trainer(Model<Net, Backend>& model, Optimizer optimizer,
-                                                    Scope scope = Scope::whole_network, std::uint64_t seed = 0) {
-  return Trainer<Loss, Net, Backend, Optimizer>(model, std::move(optimizer), scope, seed);
+template <class Loss, class Net, class Backend, class Opt>
+Trainer<Loss, Net, Backend, Opt> make_trainer(Model<Net, Backend>& model, Opt optimizer,
+                                              Scope scope = Scope::whole_network, std::uint64_t seed = 0) {
+  return Trainer<Loss, Net, Backend, Opt>(model, std::move(optimizer), scope, seed);
 }
 
 }  // namespace ctnn::train

@@ -5,8 +5,8 @@
 #include <string>
 #include <vector>
 
-#include "ctnn/core/program.hpp"
 #include "ctnn/core/tensor.hpp"
+#include "ctnn/ir/program.hpp"
 
 namespace ctnn::test {
 struct IsaResult {

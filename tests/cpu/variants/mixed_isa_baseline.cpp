@@ -30,7 +30,7 @@ TEST_CASE("cpu backends for two instruction sets coexist in one program") {
   const int fc = b.linear(g, 24, 5);
   const Program p = b.finish(g, fc);
   const Tensor x = test::random_input({2, 3, 29, 31}, 9);
-  const Tensor want = test::naive_run(p, b.params, x, p.ops.size(), p.output);
+  const Tensor want = test::reference_run(p, b.params, x, p.ops.size(), p.output);
 
   const test::IsaResult base = test::run_with_baseline(p, b.params, x);
   const test::IsaResult avx2 = test::run_with_avx2(p, b.params, x);

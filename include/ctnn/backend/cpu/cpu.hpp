@@ -37,7 +37,8 @@
 #include "ctnn/backend/cpu/simd.hpp"
 #include "ctnn/backend/cpu/thread_pool.hpp"
 #include "ctnn/backend/cpu/winograd.hpp"
-#include "ctnn/core/program.hpp"
+#include "ctnn/backend/reference/reference.hpp"
+#include "ctnn/ir/program.hpp"
 #include "ctnn/core/tensor.hpp"
 
 namespace ctnn::backend {
@@ -47,7 +48,13 @@ inline namespace CTNN_CPU_ISA {
 template <class Arch>
 struct Backend {
   static constexpr const char* name = "cpu";
-  static constexpr std::uint32_t supported_ops = ~0u;  // every OpKind
+  // The op kinds this backend runs (Model refuses others: CTNN_BACKEND_CANNOT_RUN).
+  static constexpr std::uint32_t inference_ops = all_ops;
+  static constexpr std::uint32_t training_ops = all_ops;
+  // Training runs on the reference training executor until this backend has
+  // its own training kernels; after each step only the trained ops are
+  // re-packed for inference (Executor::refresh).
+  using TrainingExecutor = Reference::TrainingExecutor;
 
   class Executor {
    public:
@@ -75,6 +82,11 @@ struct Backend {
     Executor() = default;  // runs nothing until assigned a prepared executor
     Executor(const Program& program, std::span<const float> params, Options options = {})
         : plan_(program, params, options) {}
+
+    // Re-packs the steps of ops [first_op, end_op) after their parameters changed.
+    void refresh(std::span<const float> params, std::size_t first_op, std::size_t end_op) {
+      plan_.refresh(params, first_op, end_op);
+    }
 
     // Reserves everything a forward pass up to `cap` needs.
     Context make_context(Capacity cap) const {

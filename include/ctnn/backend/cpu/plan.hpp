@@ -5,9 +5,10 @@
 //  * conv -> [bn] -> [add residual] -> [relu] becomes one step whose epilogue
 //    adds the residual and applies ReLU while the tile is in registers;
 //  * weights are repacked into the kernels' layouts (conv.hpp, linear.hpp);
-//  * every value gets a layout (lanes, zero border) and a workspace slot;
-//    slots are reused once a value is dead, so ResNet-50 needs a handful of
-//    activation buffers rather than one per layer.
+//  * every value gets a layout (lanes, zero border) and a workspace slot
+//    (ir/liveness.hpp).
+// Validation, epilogue grouping and slot planning are the IR's (ir/); this
+// file decides only what is CPU-specific: layouts, kernels, packing.
 // Dropout is the identity at inference and produces no step.
 #pragma once
 
@@ -24,7 +25,11 @@
 #include "ctnn/backend/cpu/layout.hpp"
 #include "ctnn/backend/cpu/linear.hpp"
 #include "ctnn/backend/cpu/winograd.hpp"
-#include "ctnn/core/program.hpp"
+#include "ctnn/ir/extents.hpp"
+#include "ctnn/ir/fusion.hpp"
+#include "ctnn/ir/liveness.hpp"
+#include "ctnn/ir/program.hpp"
+#include "ctnn/ir/validate.hpp"
 #include "ctnn/core/tensor.hpp"
 
 namespace ctnn::backend::cpu {
@@ -38,7 +43,7 @@ struct Step {
   StepKind kind{};
   int in = 0, out = 0, res = -1;  // value ids; res: fused or standalone residual
   int mid = -1;                   // conv + fused max pooling: the (never stored) conv output
-  std::size_t op = 0;             // first program op this step implements
+  std::size_t op = 0, end_op = 0; // program ops [op, end_op) this step implements
   ConvSpec conv;                  // conv
   int kernel = 1, stride = 1, padding = 0;  // max_pool
   int in_features = 0, out_features = 0;    // linear
@@ -69,11 +74,10 @@ class Plan {
   Plan() = default;
   Plan(const Program& program, std::span<const float> params, Options options = {})
       : program_(program), options_(options) {
-    if (program.values < 1 || program.features < 0 || program.features >= program.values || program.output < 0 ||
-        program.output >= program.values || program.features_end > program.ops.size())
-      throw std::invalid_argument("ctnn cpu backend: malformed program (value ids or features_end out of range)");
+    channels_ = validate(program, params.size(), "ctnn cpu backend");
+    params_floats_ = params.size();
     values_.resize(static_cast<std::size_t>(program.values));
-    build_steps(params);
+    build_steps();
     plan_slots();
     pack(params);
   }
@@ -103,35 +107,16 @@ class Plan {
 
   ValueInfo& info(int v) { return values_[static_cast<std::size_t>(v)]; }
 
-  void check_value(const Op& op, int v, bool defined, const char* role) {
-    if (v < 0 || v >= program_.values) fail(op, std::string(role) + " value " + std::to_string(v) + " out of range");
-    if (defined_[static_cast<std::size_t>(v)] != defined)
-      fail(op, std::string(role) + " value " + std::to_string(v) + (defined ? " is used before it is computed"
-                                                                            : " is computed twice"));
-  }
-
-  void check_params(const Op& op, std::size_t offset, std::size_t count, const char* what,
-                    std::span<const float> params) const {
-    if (offset == no_param || offset > params.size() || count > params.size() - offset)
-      fail(op, std::string(what) + " (" + std::to_string(count) + " floats at offset " +
-                   (offset == no_param ? std::string("none") : std::to_string(offset)) +
-                   ") is outside the parameter arena of " + std::to_string(params.size()) + " floats");
-  }
-
   std::size_t reserve(std::size_t floats) {
     const std::size_t at = arena_size_;
     arena_size_ += aligned_floats(floats);
     return at;
   }
 
-  void build_steps(std::span<const float> params) {
+  void build_steps() {
     const auto& ops = program_.ops;
-    if (program_.input_channels < 1)
-      throw std::invalid_argument("ctnn cpu backend: malformed program (input_channels must be positive)");
-    defined_.assign(values_.size(), false);
     info(0).channels = static_cast<std::size_t>(program_.input_channels);
     info(0).lanes = program_.input_channels < B ? program_.input_channels : B;
-    defined_[0] = true;
     Step input{};
     input.kind = StepKind::input;
     steps_.push_back(input);
@@ -144,24 +129,20 @@ class Plan {
       s.in = op.input;
       s.out = op.output;
       s.op = i;
-      check_value(op, op.input, true, "input");
       const std::size_t in_channels = info(op.input).channels;
       const bool produces = op.kind == OpKind::conv || op.kind == OpKind::max_pool ||
                             op.kind == OpKind::global_avg_pool || op.kind == OpKind::linear;
-      if (produces) {
-        check_value(op, op.output, false, "output");
-      } else if (op.output != op.input) {
+      if (!produces && op.output != op.input) {
         // An element-wise op on a value it must not modify (the caller's
         // input): copy first, then run in place on the copy.
-        check_value(op, op.output, false, "output");
         Step copy{};
         copy.kind = StepKind::copy;
         copy.in = op.input;
         copy.out = op.output;
         copy.op = i;
+        copy.end_op = i;
         info(op.output).channels = in_channels;
         info(op.output).lanes = info(op.input).lanes;
-        defined_[static_cast<std::size_t>(op.output)] = true;
         steps_.push_back(copy);
         s.in = op.output;
       }
@@ -169,16 +150,7 @@ class Plan {
       bool emit = true;
       switch (op.kind) {
         case OpKind::conv: {
-          if (op.in_channels != static_cast<int>(in_channels) || op.out_channels < 1 || op.kernel < 1 ||
-              op.stride < 1 || op.padding < 0)
-            fail(op, "convolution expects " + std::to_string(op.in_channels) + " input channels, kernel " +
-                         std::to_string(op.kernel) + ", stride " + std::to_string(op.stride) + "; its input has " +
-                         std::to_string(in_channels) + " channels");
-          check_params(op, op.weight,
-                       static_cast<std::size_t>(op.out_channels) * static_cast<std::size_t>(op.in_channels) *
-                           static_cast<std::size_t>(op.kernel * op.kernel),
-                       "weight", params);
-          if (op.bias != no_param) check_params(op, op.bias, static_cast<std::size_t>(op.out_channels), "bias", params);
+          if (op.groups != 1) fail(op, "grouped convolution is not implemented by this backend");
           s.kind = StepKind::conv;
           s.conv.in_channels = op.in_channels;
           s.conv.out_channels = op.out_channels;
@@ -191,34 +163,21 @@ class Plan {
                                               : 0;
           info(op.output).channels = static_cast<std::size_t>(op.out_channels);
           info(op.output).lanes = B;
-          // Epilogue fusion: conv -> [bn] -> [add] -> [relu], all in place on
-          // the conv's output and on the same side of features_end.
-          if (next < boundary && ops[next].kind == OpKind::batch_norm && ops[next].input == op.output &&
-              ops[next].output == op.output) {
-            check_bn(ops[next], static_cast<std::size_t>(op.out_channels), params);
-            bn_of_.push_back({steps_.size(), next});
-            ++next;
-          }
-          if (next < boundary && ops[next].kind == OpKind::add && ops[next].input == op.output &&
-              ops[next].output == op.output && ops[next].residual != op.output) {
-            check_value(ops[next], ops[next].residual, true, "residual");
-            if (info(ops[next].residual).lanes == B && info(ops[next].residual).channels == info(op.output).channels) {
-              s.res = ops[next].residual;
-              ++next;
-            }
-          }
-          if (next < boundary && ops[next].kind == OpKind::relu && ops[next].input == op.output &&
-              ops[next].output == op.output) {
-            s.conv.relu = true;
-            ++next;
-          }
+          // Epilogue fusion (ir/fusion.hpp): conv -> [bn] -> [add] -> [relu].
+          // The epilogue reads a residual in the conv output's own layout.
+          const Epilogue tail = absorb_epilogue(program_, i, boundary, FusionRules{}, [&](int r) {
+            return info(r).lanes == B && info(r).channels == info(op.output).channels;
+          });
+          if (tail.batch_norm) bn_of_.push_back({steps_.size(), static_cast<std::size_t>(tail.batch_norm - ops.data())});
+          s.res = tail.residual;
+          s.conv.relu = tail.activation == Activation::relu;
+          next = tail.end;
           // conv -> ... -> max_pool (the stem): pool straight from registers'
           // rows when nothing else reads the convolution's output.
           if (next < boundary && ops[next].kind == OpKind::max_pool && ops[next].input == op.output &&
               !s.conv.winograd && ops[next].kernel >= 1 && ops[next].stride >= 1 && ops[next].padding >= 0 &&
               !read_after(op.output, next + 1)) {
             const Op& pool = ops[next];
-            check_value(pool, pool.output, false, "output");
             s.conv.pool_kernel = pool.kernel;
             s.conv.pool_stride = pool.stride;
             s.conv.pool_padding = pool.padding;
@@ -226,14 +185,11 @@ class Plan {
             s.out = pool.output;
             info(pool.output).channels = static_cast<std::size_t>(op.out_channels);
             info(pool.output).lanes = B;
-            defined_[static_cast<std::size_t>(op.output)] = true;
-            defined_[static_cast<std::size_t>(pool.output)] = true;
             ++next;
           }
           break;
         }
         case OpKind::batch_norm:
-          check_bn(op, in_channels, params);
           s.kind = StepKind::scale_shift;
           bn_of_.push_back({steps_.size(), i});
           break;
@@ -242,10 +198,6 @@ class Plan {
         case OpKind::softmax: s.kind = StepKind::softmax; break;
         case OpKind::dropout: emit = false; break;
         case OpKind::add:
-          check_value(op, op.residual, true, "residual");
-          if (info(op.residual).channels != in_channels)
-            fail(op, "residual has " + std::to_string(info(op.residual).channels) + " channels, input has " +
-                         std::to_string(in_channels));
           s.kind = StepKind::add;
           s.res = op.residual;
           if (next < boundary && ops[next].kind == OpKind::relu && ops[next].input == op.output &&
@@ -255,8 +207,6 @@ class Plan {
           }
           break;
         case OpKind::max_pool:
-          if (op.kernel < 1 || op.stride < 1 || op.padding < 0)
-            fail(op, "max pooling needs kernel and stride >= 1 and padding >= 0");
           s.kind = StepKind::max_pool;
           s.kernel = op.kernel;
           s.stride = op.stride;
@@ -270,13 +220,6 @@ class Plan {
           info(op.output).lanes = 1;
           break;
         case OpKind::linear:
-          if (op.in_channels != static_cast<int>(in_channels) || op.out_channels < 1)
-            fail(op, "linear layer expects " + std::to_string(op.in_channels) + " input features; its input has " +
-                         std::to_string(in_channels) + " channels");
-          check_params(op, op.weight,
-                       static_cast<std::size_t>(op.out_channels) * static_cast<std::size_t>(op.in_channels), "weight",
-                       params);
-          if (op.bias != no_param) check_params(op, op.bias, static_cast<std::size_t>(op.out_channels), "bias", params);
           s.kind = StepKind::linear;
           s.in_features = op.in_channels;
           s.out_features = op.out_channels;
@@ -284,15 +227,13 @@ class Plan {
           info(op.output).lanes = 1;
           break;
       }
-      if (produces) defined_[static_cast<std::size_t>(s.out)] = true;
+      s.end_op = next;
       if (emit) steps_.push_back(s);
       for (std::size_t k = i; k < next; ++k)
         if (k + 1 == program_.features_end) feature_steps_ = steps_.size();
       i = next;
     }
     if (program_.features_end == 0) feature_steps_ = 1;
-    if (!defined_[static_cast<std::size_t>(program_.features)] || !defined_[static_cast<std::size_t>(program_.output)])
-      throw std::invalid_argument("ctnn cpu backend: malformed program (features or output value is never computed)");
 
     // A value's border is the widest padding of the convolutions that read
     // it (Winograd's input tiles overhang sizes that are not a multiple of
@@ -320,48 +261,22 @@ class Plan {
     return false;
   }
 
-  void check_bn(const Op& op, std::size_t channels, std::span<const float> params) const {
-    for (std::size_t off : {op.weight, op.bias, op.running_mean, op.running_var})
-      if (off != no_param) check_params(op, off, channels, "batch-norm parameter", params);
-  }
-
-  // Assigns workspace slots: a value takes a free slot when it is computed
-  // and releases it after its last reader. A step's output never shares a
-  // slot with its inputs, as its inputs are still alive while it runs.
+  // Workspace slots by liveness over the steps; the features and the output
+  // stay alive to the end of their stage.
   void plan_slots() {
-    const std::size_t nsteps = steps_.size();
-    std::vector<std::size_t> last(values_.size(), 0), birth(values_.size(), nsteps);
-    for (std::size_t s = 0; s < nsteps; ++s) {
-      const Step& st = steps_[s];
-      for (int v : {st.in, st.res, st.out})
-        if (v >= 0) last[static_cast<std::size_t>(v)] = std::max(last[static_cast<std::size_t>(v)], s);
-      if (birth[static_cast<std::size_t>(st.out)] == nsteps) birth[static_cast<std::size_t>(st.out)] = s;
-    }
-    const auto keep = [&](int v, std::size_t until) {
-      last[static_cast<std::size_t>(v)] = std::max(last[static_cast<std::size_t>(v)], until);
-    };
-    keep(program_.features, feature_steps_ ? feature_steps_ - 1 : 0);
-    keep(program_.output, nsteps - 1);
-
-    std::vector<int> free_slots;
-    for (std::size_t s = 0; s < nsteps; ++s) {
-      const int out = steps_[s].out;
-      if (birth[static_cast<std::size_t>(out)] == s) {
-        if (free_slots.empty()) {
-          info(out).slot = slots_++;
-        } else {
-          info(out).slot = free_slots.back();
-          free_slots.pop_back();
-        }
-      }
-      for (std::size_t v = 0; v < values_.size(); ++v)
-        if (birth[v] <= s && last[v] == s && values_[v].slot >= 0) free_slots.push_back(values_[v].slot);
-    }
+    std::vector<Lifetime> lives(values_.size());
+    for (std::size_t k = 0; k < steps_.size(); ++k)
+      for (int v : {steps_[k].in, steps_[k].res, steps_[k].out})
+        if (v >= 0) lives[static_cast<std::size_t>(v)].touch(k);
+    lives[static_cast<std::size_t>(program_.features)].keep_until(feature_steps_ ? feature_steps_ - 1 : 0);
+    lives[static_cast<std::size_t>(program_.output)].keep_until(steps_.size() - 1);
+    const SlotPlan plan = assign_slots(lives);
+    for (std::size_t v = 0; v < values_.size(); ++v) values_[v].slot = plan.slot_of[v];
+    slots_ = plan.slots;
   }
 
   // Second pass: fold, repack and write every step's parameters.
   void pack(std::span<const float> params) {
-    const auto& ops = program_.ops;
     std::vector<std::size_t> bn_op(steps_.size(), no_param);
     for (auto [step, op] : bn_of_) bn_op[step] = op;
 
@@ -386,11 +301,28 @@ class Plan {
     }
     zeros_ = reserve(2 * B);
     arena_.resize(arena_size_);
-    float* a = arena_.data();
+    bn_op_ = std::move(bn_op);
+    for (std::size_t k = 0; k < steps_.size(); ++k) pack_step(k, params);
+  }
 
-    for (std::size_t k = 0; k < steps_.size(); ++k) {
+ public:
+  // Re-packs the steps that implement any of ops [first_op, end_op) from
+  // `params` (after training changed them); the rest of the plan is kept.
+  void refresh(std::span<const float> params, std::size_t first_op, std::size_t end_op) {
+    if (params.size() < params_floats_)
+      throw std::invalid_argument("ctnn cpu backend: refresh with a parameter arena of another model");
+    for (std::size_t k = 0; k < steps_.size(); ++k)
+      if (steps_[k].op < end_op && first_op < steps_[k].end_op) pack_step(k, params);
+  }
+
+ private:
+  void pack_step(std::size_t k, std::span<const float> params) {
+    const auto& ops = program_.ops;
+    float* a = arena_.data();
+    {
       Step& s = steps_[k];
       const Op& op = ops[s.op];
+      const std::vector<std::size_t>& bn_op = bn_op_;
       if (s.kind == StepKind::conv) {
         const std::size_t cout = static_cast<std::size_t>(s.conv.out_channels);
         std::vector<double> scale(cout, 1.0), shift(cout, 0.0);
@@ -442,8 +374,10 @@ class Plan {
   std::vector<Step> steps_;
   std::size_t feature_steps_ = 0;
   std::vector<ValueInfo> values_;
-  std::vector<bool> defined_;
+  std::vector<int> channels_;
   std::vector<std::pair<std::size_t, std::size_t>> bn_of_;  // (step, batch-norm op) to fold or apply
+  std::vector<std::size_t> bn_op_;  // per step: the batch-norm op it folds or applies, or no_param
+  std::size_t params_floats_ = 0;
   int slots_ = 0;
   std::size_t zeros_ = 0;
   std::size_t winograd_scratch_ = 0;

@@ -42,7 +42,7 @@
 #include "ctnn/backend/cuda/plan.hpp"
 #include "ctnn/backend/cuda/resources.cuh"
 #include "ctnn/backend/cuda/schedule.cuh"
-#include "ctnn/core/program.hpp"
+#include "ctnn/ir/program.hpp"
 #include "ctnn/core/tensor.hpp"
 
 namespace ctnn::cuda {
@@ -88,7 +88,9 @@ template <Precision P>
 struct CudaT {
   static constexpr Precision precision = P;
   static constexpr const char* name = P == Precision::fp32 ? "cuda" : "cuda-tf32";
-  static constexpr std::uint32_t supported_ops = ~0u;  // every OpKind has a kernel (or folds away)
+  // The op kinds this backend runs (Model refuses others: CTNN_BACKEND_CANNOT_RUN).
+  static constexpr std::uint32_t inference_ops = all_ops;
+  static constexpr std::uint32_t training_ops = 0;
 
   class Executor {
     static constexpr bool tf32 = P == Precision::tf32;

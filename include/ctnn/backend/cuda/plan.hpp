@@ -30,7 +30,12 @@
 #include <string>
 #include <vector>
 
-#include "ctnn/core/program.hpp"
+#include "ctnn/ir/extents.hpp"
+#include "ctnn/ir/fusion.hpp"
+#include "ctnn/ir/liveness.hpp"
+#include "ctnn/ir/op_traits.hpp"
+#include "ctnn/ir/program.hpp"
+#include "ctnn/ir/validate.hpp"
 
 namespace ctnn::cuda {
 
@@ -45,7 +50,7 @@ constexpr int round_up(int v, int m) { return (v + m - 1) / m * m; }
 constexpr std::size_t round_up(std::size_t v, std::size_t m) { return (v + m - 1) / m * m; }
 constexpr int stored_channels(int c) { return round_up(c, channel_align); }
 
-enum class Act : int { none = 0, relu = 1, sigmoid = 2 };
+using Act = Activation;  // ir/fusion.hpp
 
 enum class StepKind {
   to_nhwc,     // host NCHW input -> value 0 (NHWC, stored channels)
@@ -118,185 +123,16 @@ inline Affine bn_affine(const Op& bn, std::span<const float> params, int channel
   return a;
 }
 
-inline bool is_eltwise(OpKind k) {
-  return k == OpKind::batch_norm || k == OpKind::relu || k == OpKind::sigmoid || k == OpKind::dropout ||
-         k == OpKind::add;
-}
-
-inline const char* kind_name(OpKind k) {
-  switch (k) {
-    case OpKind::conv: return "conv";
-    case OpKind::batch_norm: return "batch_norm";
-    case OpKind::relu: return "relu";
-    case OpKind::max_pool: return "max_pool";
-    case OpKind::global_avg_pool: return "global_avg_pool";
-    case OpKind::linear: return "linear";
-    case OpKind::sigmoid: return "sigmoid";
-    case OpKind::softmax: return "softmax";
-    case OpKind::dropout: return "dropout";
-    case OpKind::add: return "add";
-  }
-  return "unknown";
-}
-
-// The short name of a fused op relative to the step's first op
-// ("layer1.0.bn1" after "layer1.0.conv1" prints as "bn1").
-// A bare index ("downsample.0" + "downsample.1") keeps its parent's name.
-inline std::string short_name(const std::string& first, const std::string& name) {
-  if (name.empty()) return "<unnamed>";
-  for (auto dot = first.rfind('.'); dot != std::string::npos && dot > 0; dot = first.rfind('.', dot - 1)) {
-    if (name.compare(0, dot + 1, first, 0, dot + 1) != 0) continue;
-    const std::string rest = name.substr(dot + 1);
-    if (rest.find_first_not_of("0123456789") != std::string::npos) return rest;
-  }
-  return name;
-}
-
-// After a producer op at index `i` writing value v, absorbs the ops that
-// follow it in place on v: [batch_norm] [add residual] [relu|sigmoid]
-// (a dropout anywhere in that chain is the identity). Stops at `limit` so a
-// step never straddles the backbone/head boundary. Returns the end index.
-struct Tail {
-  const Op* bn = nullptr;
-  int residual = -1;
-  Act act = Act::none;
-  std::size_t end = 0;
-  std::string names;
-};
-inline Tail absorb_tail(const Program& p, std::size_t i, std::size_t limit, bool allow_bn) {
-  const int v = p.ops[i].output;
-  Tail t;
-  std::size_t j = i + 1;
-  auto in_place = [&](const Op& op) { return op.input == v && op.output == v; };
-  auto note = [&](const Op& op) { t.names += " + " + short_name(p.ops[i].name, op.name); };
-  auto skip_dropout = [&] {
-    while (j < limit && p.ops[j].kind == OpKind::dropout && in_place(p.ops[j])) note(p.ops[j++]);
-  };
-  skip_dropout();
-  if (allow_bn && j < limit && p.ops[j].kind == OpKind::batch_norm && in_place(p.ops[j])) {
-    t.bn = &p.ops[j];
-    note(p.ops[j++]);
-    skip_dropout();
-  }
-  if (j < limit && p.ops[j].kind == OpKind::add && in_place(p.ops[j]) && p.ops[j].residual >= 0 &&
-      p.ops[j].residual != v) {
-    t.residual = p.ops[j].residual;
-    note(p.ops[j++]);
-    skip_dropout();
-  }
-  if (j < limit && (p.ops[j].kind == OpKind::relu || p.ops[j].kind == OpKind::sigmoid) && in_place(p.ops[j])) {
-    t.act = p.ops[j].kind == OpKind::relu ? Act::relu : Act::sigmoid;
-    note(p.ops[j++]);
-    skip_dropout();
-  }
-  t.end = j;
-  return t;
-}
-
-// torchvision's BasicBlock and Bottleneck compute the downsample branch
-// between the last BatchNorm and the residual add, so in program order the
-// add is not next to the conv it could be fused into. This moves such
-// independent ops (ones that neither read nor write the conv's output) ahead
-// of the conv. Element-wise ops on the conv's output only read that output,
-// and the moved ops only produce new values, so the results are unchanged.
-inline Program hoist_residual_branches(const Program& in) {
-  Program p = in;
-  for (std::size_t a = 0; a < p.ops.size(); ++a) {
-    const Op& add = p.ops[a];
-    if (add.kind != OpKind::add || add.input != add.output) continue;
-    const int v = add.output;
-    const std::size_t seg_begin = a < p.features_end ? 0 : p.features_end;
-    std::size_t prod = a;  // the conv/linear that produced v
-    bool found = false;
-    for (std::size_t k = a; k-- > seg_begin;) {
-      const Op& o = p.ops[k];
-      if (o.output == v && (o.kind == OpKind::conv || o.kind == OpKind::linear)) {
-        prod = k;
-        found = true;
-        break;
-      }
-      if (o.output == v && !(is_eltwise(o.kind) && o.input == v)) break;
-    }
-    if (!found) continue;
-    std::vector<Op> on_v, others;
-    bool ok = true;
-    for (std::size_t k = prod + 1; k < a; ++k) {
-      const Op& o = p.ops[k];
-      if (o.input == v && o.output == v && is_eltwise(o.kind) && o.kind != OpKind::add)
-        on_v.push_back(o);
-      else if (o.input != v && o.output != v && o.residual != v && o.output != p.ops[prod].input)
-        others.push_back(o);
-      else
-        ok = false;
-    }
-    if (!ok || others.empty()) continue;
-    std::vector<Op> order(p.ops.begin(), p.ops.begin() + static_cast<std::ptrdiff_t>(prod));
-    order.insert(order.end(), others.begin(), others.end());
-    order.push_back(p.ops[prod]);
-    order.insert(order.end(), on_v.begin(), on_v.end());
-    order.insert(order.end(), p.ops.begin() + static_cast<std::ptrdiff_t>(a), p.ops.end());
-    p.ops = std::move(order);
-  }
-  return p;
-}
-
 }  // namespace detail
 
 // Builds the plan. Throws std::invalid_argument naming the layer when the
 // program is malformed or a parameter lies outside `params`.
-inline Plan build_plan(const Program& program, std::span<const float> params) {
-  const Program p = detail::hoist_residual_branches(program);
+inline Plan build_plan(const Program& p, std::span<const float> params) {
   Plan plan;
   plan.features = p.features;
   plan.output = p.output;
   const auto nvalues = static_cast<std::size_t>(p.values);
-  if (p.values < 1 || p.input_channels < 1) throw std::invalid_argument("ctnn cuda: empty program");
-  if (p.features_end > p.ops.size()) throw std::invalid_argument("ctnn cuda: program features_end beyond its ops");
-
-  // True channel counts per value, and a check that every value an op reads
-  // was produced before it.
-  plan.channels.assign(nvalues, 0);
-  std::vector<bool> defined(nvalues, false);
-  plan.channels[0] = p.input_channels;
-  defined[0] = true;
-  auto check_value = [&](int v, const Op& op, const char* role) {
-    if (v < 0 || static_cast<std::size_t>(v) >= nvalues || !defined[static_cast<std::size_t>(v)])
-      throw std::invalid_argument("ctnn cuda: layer '" + op.name + "' (" + detail::kind_name(op.kind) + ") reads " +
-                                  role + " value " + std::to_string(v) + ", which no earlier op produces");
-  };
-  for (const Op& op : p.ops) {
-    check_value(op.input, op, "input");
-    if (op.kind == OpKind::add) check_value(op.residual, op, "residual");
-    if (op.output < 0 || static_cast<std::size_t>(op.output) >= nvalues)
-      throw std::invalid_argument("ctnn cuda: layer '" + op.name + "' writes value " + std::to_string(op.output) +
-                                  " outside the program's " + std::to_string(p.values) + " values");
-    const int cin = plan.channels[static_cast<std::size_t>(op.input)];
-    int cout = cin;
-    if (op.kind == OpKind::conv || op.kind == OpKind::linear) {
-      if (op.in_channels != cin)
-        throw std::invalid_argument("ctnn cuda: layer '" + op.name + "' expects " + std::to_string(op.in_channels) +
-                                    " input channels, its input value has " + std::to_string(cin));
-      if (op.out_channels < 1 || op.kernel < 1 || op.stride < 1 || op.padding < 0)
-        throw std::invalid_argument("ctnn cuda: layer '" + op.name + "' has an invalid geometry");
-      cout = op.out_channels;
-    } else if (op.kind == OpKind::max_pool) {
-      if (op.kernel < 1 || op.stride < 1 || op.padding < 0 || 2 * op.padding > op.kernel)
-        throw std::invalid_argument("ctnn cuda: layer '" + op.name + "' has an invalid pooling geometry");
-    }
-    if (detail::is_eltwise(op.kind) || op.kind == OpKind::softmax) {
-      if (op.output != op.input && defined[static_cast<std::size_t>(op.output)])
-        throw std::invalid_argument("ctnn cuda: layer '" + op.name + "' overwrites value " +
-                                    std::to_string(op.output) + " out of place");
-    } else if (defined[static_cast<std::size_t>(op.output)]) {
-      throw std::invalid_argument("ctnn cuda: layer '" + op.name + "' (" + detail::kind_name(op.kind) +
-                                  ") writes value " + std::to_string(op.output) + ", which already exists");
-    }
-    plan.channels[static_cast<std::size_t>(op.output)] = cout;
-    defined[static_cast<std::size_t>(op.output)] = true;
-  }
-  for (int v : {p.features, p.output})
-    if (v < 0 || static_cast<std::size_t>(v) >= nvalues || !defined[static_cast<std::size_t>(v)])
-      throw std::invalid_argument("ctnn cuda: program result value " + std::to_string(v) + " is never produced");
+  plan.channels = validate(p, params.size(), "ctnn cuda");
 
   auto cs = [&](int v) { return stored_channels(plan.channels[static_cast<std::size_t>(v)]); };
 
@@ -319,20 +155,21 @@ inline Plan build_plan(const Program& program, std::span<const float> params) {
     s.cs_in = cs(op.input);
     s.cs_out = cs(op.output);
     s.first_op = i;
-    s.name = op.name.empty() ? std::string("<unnamed ") + detail::kind_name(op.kind) + ">" : op.name;
+    s.name = op.name.empty() ? "<unnamed " + std::string(op_name(op.kind)) + ">" : op.name;
     switch (op.kind) {
       case OpKind::conv:
       case OpKind::linear: {
         const bool lin = op.kind == OpKind::linear;
-        const detail::Tail t = detail::absorb_tail(p, i, limit, /*allow_bn=*/true);
+        const Epilogue t = absorb_epilogue(p, i, limit, FusionRules{.batch_norm = true, .sigmoid = true, .dropout = true},
+                                           [](int) { return true; });
         s.kind = StepKind::conv;
         s.linear = lin;
         s.kernel = lin ? 1 : op.kernel;
         s.stride = lin ? 1 : op.stride;
         s.padding = lin ? 0 : op.padding;
         s.residual = t.residual;
-        s.act = t.act;
-        s.name += t.names;
+        s.act = t.activation;
+        for (std::size_t j = i + 1; j < t.end; ++j) s.name += " + " + short_name(op.name, p.ops[j].name);
         s.end_op = t.end;
         const int K = op.out_channels, C = op.in_channels, R = s.kernel;
         s.kd = R * R * s.cs_in;
@@ -344,8 +181,8 @@ inline Plan build_plan(const Program& program, std::span<const float> params) {
         if (op.bias != no_param) b = detail::param_span(params, op.bias, static_cast<std::size_t>(K), op, "bias");
         std::vector<double> scale(static_cast<std::size_t>(K), 1.0), bias(static_cast<std::size_t>(K), 0.0);
         for (int k = 0; k < K; ++k) bias[static_cast<std::size_t>(k)] = b.empty() ? 0.0 : b[static_cast<std::size_t>(k)];
-        if (t.bn) {
-          const detail::Affine a = detail::bn_affine(*t.bn, params, K);
+        if (t.batch_norm) {
+          const detail::Affine a = detail::bn_affine(*t.batch_norm, params, K);
           for (std::size_t k = 0; k < static_cast<std::size_t>(K); ++k) {
             scale[k] = a.scale[k];
             bias[k] = bias[k] * a.scale[k] + a.shift[k];
@@ -417,7 +254,7 @@ inline Plan build_plan(const Program& program, std::span<const float> params) {
           } else {
             break;
           }
-          s.name += " + " + detail::short_name(op.name, o.name);
+          s.name += " + " + short_name(op.name, o.name);
         }
         s.end_op = j;
         if (bn) {
@@ -447,51 +284,17 @@ inline Plan build_plan(const Program& program, std::span<const float> params) {
   }
   if (p.features_end == 0) plan.features_steps = 1;
 
-  // Liveness: a value lives from the step that first writes it to the last
-  // step that reads it; the results are pinned to the end of their stage.
-  const std::size_t nsteps = plan.steps.size();
-  std::vector<std::ptrdiff_t> first(nvalues, -1), last(nvalues, -1);
-  for (std::size_t k = 0; k < nsteps; ++k) {
-    const Step& s = plan.steps[k];
-    for (int v : {s.input, s.residual, s.output})
-      if (v >= 0) {
-        auto u = static_cast<std::size_t>(v);
-        if (first[u] < 0) first[u] = static_cast<std::ptrdiff_t>(k);
-        last[u] = static_cast<std::ptrdiff_t>(k);
-      }
-  }
-  auto pin = [&](int v, std::size_t end) {
-    auto u = static_cast<std::size_t>(v);
-    last[u] = std::max(last[u], static_cast<std::ptrdiff_t>(end) - 1);
-  };
-  pin(p.features, plan.features_steps);
-  pin(p.output, nsteps);
-  plan.slot.assign(nvalues, -1);
-  std::vector<int> free_slots;
-  for (std::size_t k = 0; k < nsteps; ++k) {
-    const Step& s = plan.steps[k];
-    auto o = static_cast<std::size_t>(s.output);
-    if (plan.slot[o] < 0) {
-      // Allocate the output before freeing this step's inputs: a conv must
-      // never write into the buffer it reads.
-      if (free_slots.empty()) {
-        plan.slot[o] = plan.slots++;
-      } else {
-        plan.slot[o] = free_slots.back();
-        free_slots.pop_back();
-      }
-    }
-    for (int v : {s.input, s.residual, s.output}) {
-      if (v < 0) continue;
-      auto u = static_cast<std::size_t>(v);
-      if (last[u] == static_cast<std::ptrdiff_t>(k) && plan.slot[u] >= 0 &&
-          std::find(free_slots.begin(), free_slots.end(), plan.slot[u]) == free_slots.end()) {
-        // Freed slots are reused by later outputs; a value read twice in one
-        // step is freed once.
-        free_slots.push_back(plan.slot[u]);
-      }
-    }
-  }
+  // Device buffers by liveness over the steps (ir/liveness.hpp); the results
+  // stay alive to the end of their stage.
+  std::vector<Lifetime> lives(nvalues);
+  for (std::size_t k = 0; k < plan.steps.size(); ++k)
+    for (int v : {plan.steps[k].input, plan.steps[k].residual, plan.steps[k].output})
+      if (v >= 0) lives[static_cast<std::size_t>(v)].touch(k);
+  lives[static_cast<std::size_t>(p.features)].keep_until(plan.features_steps ? plan.features_steps - 1 : 0);
+  lives[static_cast<std::size_t>(p.output)].keep_until(plan.steps.size() - 1);
+  const SlotPlan slots = assign_slots(lives);
+  plan.slot = slots.slot_of;
+  plan.slots = slots.slots;
   return plan;
 }
 

@@ -1,5 +1,8 @@
 // The run-time descriptor of a typed network: a flat list of operations over
-// numbered values, with parameter offsets into the model's arena.
+// numbered values, with parameter offsets into the model's arena. What each
+// op kind means (in place or not, its shape rule, its parameters, what its
+// backward pass needs) is in ir/op_traits.hpp; shape inference, validation,
+// liveness and fusion over a Program are the other headers of ir/.
 //
 // The typed layers (layers/, models/) do all checking and shape arithmetic at
 // compile time and then *lower* themselves into a Program. Backends never see
@@ -21,12 +24,8 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <span>
-#include <stdexcept>
 #include <string>
 #include <vector>
-
-#include "ctnn/core/tensor.hpp"
 
 namespace ctnn {
 
@@ -42,6 +41,7 @@ enum class OpKind : std::uint8_t {
   dropout,          // identity at inference; training backends use dropout_p
   add,              // output(=input) += residual
 };
+inline constexpr int op_kind_count = 10;
 
 inline constexpr std::size_t no_param = static_cast<std::size_t>(-1);
 
@@ -53,7 +53,9 @@ struct Op {
 
   int in_channels = 0, out_channels = 0;
   int kernel = 1, stride = 1, padding = 0;
-  float eps = 1e-5f;
+  int groups = 1;           // conv: grouped convolution (in and out channels divisible by it)
+  float eps = 1e-5f;        // batch_norm
+  float momentum = 0.1f;    // batch_norm running statistics; < 0: cumulative average (PyTorch momentum=None)
   double dropout_p = 0.0;
 
   // Offsets in floats into the parameter arena (no_param when absent).
@@ -74,52 +76,6 @@ struct Program {
 
   int new_value() { return values++; }
 };
-
-// Run-time shape inference for one batch size and input size, into `e`
-// (one entry per value; allocation-free so forward passes can call it).
-// Shared by every backend: the typed layers have already proven the channel
-// arithmetic, this resolves dynamic heights and widths. Throws when an input
-// is too small, naming the layer.
-inline void infer_extents(const Program& p, Extents input, std::span<Extents> e) {
-  if (static_cast<int>(input.c) != p.input_channels)
-    throw std::invalid_argument("ctnn: input has " + std::to_string(input.c) + " channels, the network expects " +
-                                std::to_string(p.input_channels));
-  if (e.size() < static_cast<std::size_t>(p.values)) throw std::logic_error("ctnn: extents span too small");
-  if (input.n == 0 || input.h == 0 || input.w == 0)
-    throw std::invalid_argument("ctnn: empty input " + to_string(input));
-  e[0] = input;
-  for (const Op& op : p.ops) {
-    const Extents in = e[static_cast<std::size_t>(op.input)];
-    Extents out = in;
-    switch (op.kind) {
-      case OpKind::conv:
-      case OpKind::max_pool: {
-        const long h = (static_cast<long>(in.h) + 2L * op.padding - op.kernel) / op.stride + 1;
-        const long w = (static_cast<long>(in.w) + 2L * op.padding - op.kernel) / op.stride + 1;
-        if (static_cast<long>(in.h) + 2L * op.padding < op.kernel ||
-            static_cast<long>(in.w) + 2L * op.padding < op.kernel || h < 1 || w < 1)
-          throw std::invalid_argument("ctnn: input " + std::to_string(input.h) + "x" + std::to_string(input.w) +
-                                      " is too small: layer '" + op.name + "' (kernel " +
-                                      std::to_string(op.kernel) + ", padding " + std::to_string(op.padding) +
-                                      ") receives " + std::to_string(in.h) + "x" + std::to_string(in.w));
-        out.h = static_cast<std::size_t>(h);
-        out.w = static_cast<std::size_t>(w);
-        if (op.kind == OpKind::conv) out.c = static_cast<std::size_t>(op.out_channels);
-        break;
-      }
-      case OpKind::global_avg_pool: out.h = out.w = 1; break;
-      case OpKind::linear: out = {in.n, static_cast<std::size_t>(op.out_channels), 1, 1}; break;
-      default: break;
-    }
-    e[static_cast<std::size_t>(op.output)] = out;
-  }
-}
-
-inline std::vector<Extents> infer_extents(const Program& p, Extents input) {
-  std::vector<Extents> e(static_cast<std::size_t>(p.values));
-  infer_extents(p, input, e);
-  return e;
-}
 
 // Which part of the network a backend runs.
 enum class Stage { features, output };
