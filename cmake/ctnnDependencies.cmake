@@ -1,7 +1,6 @@
-# Finds ctnn's dependencies. Used by the build tree and by the installed
+# Finds ctnn's dependencies (xsimd; OpenMP if present). Used by the build tree and by the installed
 # ctnnConfig.cmake, so consumers get exactly the same fixes.
 include(CMakeFindDependencyMacro)
-find_dependency(Eigen3 3.4 NO_MODULE)
 find_dependency(xsimd 8.1)
 # Debian's xsimd 8.1 exports a link to a non-existent "xtl" library (fixed
 # upstream in 9.0). Clear it so that nobody linking ctnn gets "cannot find -lxtl".
@@ -12,4 +11,6 @@ if(TARGET xsimd)
   endif()
   unset(_ctnn_xsimd_links)
 endif()
-find_dependency(OpenMP COMPONENTS CXX)
+# OpenMP is optional: the CPU backend runs its own thread pool and only asks
+# OpenMP (when a translation unit is compiled with it) for the thread count.
+find_package(OpenMP COMPONENTS CXX QUIET)

@@ -4,7 +4,7 @@
 // (or never); with it the file must fail to compile with the rule's token,
 // and ctest checks that it does, with g++ and clang. Try one:
 //
-//   g++ -std=c++20 -fsyntax-only -Iinclude -I/usr/include/eigen3 -DCTNN_SHOW_WRONG_HEAD examples/shape_check.cpp
+//   g++ -std=c++20 -fsyntax-only -Iinclude -DCTNN_SHOW_WRONG_HEAD examples/shape_check.cpp
 //
 // COMPILE-FAIL CTNN_SHOW_WRONG_HEAD CTNN_HEAD_IN_FEATURES_MISMATCH max-errors=1 first-lines=8:head_in_features_mismatch<512,.2048>
 // COMPILE-FAIL CTNN_SHOW_WRONG_HEAD_R50 CTNN_HEAD_IN_FEATURES_MISMATCH max-errors=1 first-lines=8:head_in_features_mismatch<2048,.512>

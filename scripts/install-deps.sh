@@ -8,7 +8,7 @@ packages=(
   build-essential cmake g++            # the build (g++ 12, cmake 3.25)
   clang-14 libomp-14-dev               # the compile-fail tests also run with clang 14 (+ its OpenMP)
   libclang-rt-14-dev                   # libFuzzer and the sanitizer runtimes for the fuzz/sanitize tests
-  libeigen3-dev libxsimd-dev           # CPU backend
+  libxsimd-dev                         # CPU backend (SIMD)
   doctest-dev                          # tests
   libbenchmark-dev                     # benchmarks
   libstb-dev pkg-config                # image decoding (stb, found through pkg-config)

@@ -1,6 +1,7 @@
 #include <doctest/doctest.h>
 
 #include <ctnn/io/safetensors.hpp>
+#include <ctnn/io/weights.hpp>
 
 #include <algorithm>
 #include <bit>
@@ -268,4 +269,33 @@ TEST_CASE("safetensors: single-byte corruption never crashes") {
     }
   }
   CHECK(refused > 8 + n / 2);
+}
+
+TEST_CASE("read_weights tells safetensors from torch.save by structure, for every low byte of the header length") {
+  const auto dir = std::filesystem::temp_directory_path() / "ctnn_format_sniff";
+  std::filesystem::create_directories(dir);
+  const std::string json = R"({"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})";
+  for (std::uint64_t low = 0; low < 256; ++low) {
+    const std::uint64_t length = 256 + low;  // the file's first byte is `low`, 0x80 included
+    std::string bytes(8, '\0');
+    for (int i = 0; i < 8; ++i) bytes[static_cast<std::size_t>(i)] = static_cast<char>(length >> (8 * i) & 0xff);
+    std::string header = json;
+    header.resize(length, ' ');  // safetensors allows trailing spaces in the header
+    bytes += header;
+    const float value = 2.5f;
+    bytes.append(reinterpret_cast<const char*>(&value), sizeof value);
+    const auto path = dir / "w.safetensors";
+    std::ofstream(path, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    INFO("header length ", length);
+    const TensorFile f = ctnn::io::read_weights(path);
+    REQUIRE(f.tensors.size() == 1);
+    CHECK(to_f32(f.tensors[0]) == std::vector<float>{2.5f});
+  }
+  // A legacy torch.save pickle (PROTO 2, then torch's magic number) is still
+  // recognised as one, and refused with advice.
+  const unsigned char legacy[] = {0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19, 0x2e};
+  const auto path = dir / "legacy.pth";
+  std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(legacy), sizeof legacy);
+  CHECK_THROWS_WITH_AS(ctnn::io::read_weights(path), doctest::Contains("legacy (non-zip) torch.save"), LoadError);
+  std::filesystem::remove_all(dir);
 }

@@ -35,8 +35,9 @@ struct Fixture {
   io::TensorFile file;
   Extents input_shape{};
 
-  explicit Fixture(const std::string& name)
-      : file(io::read_safetensors(std::filesystem::path(CTNN_TEST_DATA_DIR) / "parity" / (name + ".safetensors"))) {
+  // tests/data/<folder>/<name>.safetensors
+  explicit Fixture(const std::string& name, const std::string& folder = "parity")
+      : file(io::read_safetensors(std::filesystem::path(CTNN_TEST_DATA_DIR) / folder / (name + ".safetensors"))) {
     const std::string shape = metadata("input_shape");
     std::size_t d[4] = {}, k = 0, pos = 0;
     while (k < 4 && pos <= shape.size()) {

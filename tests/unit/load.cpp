@@ -135,3 +135,42 @@ TEST_CASE("a Linear<In, dynamic> head reads its class count from the checkpoint"
   REQUIRE(yb.shape() == Extents{2, 7, 1, 1});
   CHECK(std::equal(ya.data(), ya.data() + ya.size(), yb.data()));
 }
+
+TEST_CASE("a failed strict load of a dynamic head leaves the model exactly as it was, for every failure kind") {
+  Model<ResNet20<Linear<64, 7>>, backend::Reference> seven(Init::torchvision, 3);
+  Model<ResNet20<Linear<64, dynamic>>, backend::Reference> any(2, Init::torchvision, 5);
+  Tensor x(2, 3, 12, 12);
+  for (std::size_t i = 0; i < x.size(); ++i) x.data()[i] = static_cast<float>(i % 5) * 0.4f - 1;
+  const std::vector<float> before(any.parameters().begin(), any.parameters().end());
+  const Tensor y_before = Tensor::copy_of(any.forward(x));
+  const std::size_t ops_before = any.program().ops.size();
+
+  // Each file has a 7-class head (so the load would re-lay the model out) and one defect.
+  std::vector<io::TensorToWrite> wrong_shape, bad_dtype;
+  const std::vector<std::int32_t> ints(64, 1);
+  for (const TensorInfo& t : seven.tensors()) {
+    io::TensorToWrite w{t.name, io::DType::f32, {t.shape.begin(), t.shape.end()}, std::as_bytes(seven.tensor(t.name))};
+    io::TensorToWrite s = w;
+    if (t.name == "layer1.0.conv1.weight") s.shape = {16, 16, 1, 9};
+    wrong_shape.push_back(s);
+    if (t.name == "layer3.2.bn2.bias") w = {t.name, io::DType::i32, {64}, std::as_bytes(std::span<const std::int32_t>(ints))};
+    bad_dtype.push_back(w);
+  }
+  const std::pair<std::vector<std::byte>, const char*> failures[] = {
+      {edited(seven, "layer2.0.bn1.weight"), "missing"},                       // a tensor missing
+      {edited(seven, {}, "layer9.weight"), "the model does not have"},         // an unexpected tensor
+      {io::write_safetensors_to_memory(wrong_shape), "has shape [16, 16, 1, 9]"},  // a backbone shape
+      {io::write_safetensors_to_memory(bad_dtype), "dtype I32"},               // a conversion failure
+  };
+  for (const auto& [bytes, message] : failures) {
+    INFO(message);
+    CHECK_THROWS_WITH_AS(any.load(to_file(bytes), Load::strict), doctest::Contains(message), io::LoadError);
+    CHECK(any.classes() == 2);
+    CHECK(any.program().ops.size() == ops_before);
+    CHECK(std::equal(before.begin(), before.end(), any.parameters().begin(), any.parameters().end()));
+    const Tensor y = Tensor::copy_of(any.forward(x));  // the executor still sees the old arena
+    CHECK(std::equal(y.data(), y.data() + y.size(), y_before.data(), y_before.data() + y_before.size()));
+  }
+  any.load(to_file(seven.save_to_memory()));  // and a good file still loads
+  CHECK(any.classes() == 7);
+}

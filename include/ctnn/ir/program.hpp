@@ -55,7 +55,7 @@ struct Op {
   int kernel = 1, stride = 1, padding = 0;
   int groups = 1;           // conv: grouped convolution (in and out channels divisible by it)
   float eps = 1e-5f;        // batch_norm
-  float momentum = 0.1f;    // batch_norm running statistics; < 0: cumulative average (PyTorch momentum=None)
+  double momentum = 0.1;    // batch_norm running statistics; < 0: cumulative average (PyTorch momentum=None)
   double dropout_p = 0.0;
 
   // Offsets in floats into the parameter arena (no_param when absent).

@@ -18,10 +18,12 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <memory>
 #include <span>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #if defined(_OPENMP)
@@ -83,9 +85,10 @@ struct Backend {
     Executor(const Program& program, std::span<const float> params, Options options = {})
         : plan_(program, params, options) {}
 
-    // Re-packs the steps of ops [first_op, end_op) after their parameters changed.
-    void refresh(std::span<const float> params, std::size_t first_op, std::size_t end_op) {
-      plan_.refresh(params, first_op, end_op);
+    // Re-packs the steps of ops [first_op, end_op) after their parameters
+    // changed; returns how many steps that was.
+    std::size_t refresh(std::span<const float> params, std::size_t first_op, std::size_t end_op) {
+      return plan_.refresh(params, first_op, end_op);
     }
 
     // Reserves everything a forward pass up to `cap` needs.
@@ -223,12 +226,17 @@ struct Backend {
     }
 
     // The thread count OpenMP would use here (OMP_NUM_THREADS,
-    // omp_set_num_threads), else what the hardware offers.
+    // omp_set_num_threads) in a translation unit compiled with OpenMP;
+    // otherwise OMP_NUM_THREADS once, else what the hardware offers.
     static int max_threads() {
 #if defined(_OPENMP)
       return std::max(1, omp_get_max_threads());
 #else
-      return std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+      static const int threads = [] {
+        if (const char* env = std::getenv("OMP_NUM_THREADS"); env && std::atoi(env) > 0) return std::atoi(env);
+        return std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+      }();
+      return threads;
 #endif
     }
 

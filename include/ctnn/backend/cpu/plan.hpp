@@ -308,11 +308,14 @@ class Plan {
  public:
   // Re-packs the steps that implement any of ops [first_op, end_op) from
   // `params` (after training changed them); the rest of the plan is kept.
-  void refresh(std::span<const float> params, std::size_t first_op, std::size_t end_op) {
+  // Returns how many steps it re-packed.
+  std::size_t refresh(std::span<const float> params, std::size_t first_op, std::size_t end_op) {
     if (params.size() < params_floats_)
       throw std::invalid_argument("ctnn cpu backend: refresh with a parameter arena of another model");
+    std::size_t packed = 0;
     for (std::size_t k = 0; k < steps_.size(); ++k)
-      if (steps_[k].op < end_op && first_op < steps_[k].end_op) pack_step(k, params);
+      if (steps_[k].op < end_op && first_op < steps_[k].end_op) pack_step(k, params), ++packed;
+    return packed;
   }
 
  private:
