@@ -82,6 +82,11 @@ TEST_CASE("cpu agrees with reference: ResNet-50") {
   check_network<ResNet50<Linear<2048, 10>>>({{2, 3, 37, 45}, {2, 3, 64, 64}});
 }
 
+TEST_CASE("cpu agrees with reference: ResNeXt-50 (grouped convolutions) and Wide ResNet-50") {
+  check_network<ResNeXt50_32x4d<Linear<2048, 10>>>({{2, 3, 37, 45}});
+  check_network<WideResNet50_2<Linear<2048, 10>>>({{1, 3, 33, 35}});
+}
+
 TEST_CASE("cpu agrees with reference: CIFAR ResNet-20 on one-channel 28x28") {
   check_network<ResNet20<Linear<64, 10>, Image<1, 28, 28>>>({{2, 1, 28, 28}});
 }

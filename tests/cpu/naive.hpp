@@ -46,14 +46,15 @@ struct ProgramBuilder {
     return p.ops.back();
   }
 
-  int conv(int in, int cin, int cout, int k, int s, int pad, bool bias = false) {
-    Op& op = push(OpKind::conv, in, p.new_value(), "conv" + std::to_string(p.ops.size()));
+  int conv(int in, int cin, int cout, int k, int s, int pad, bool bias = false, int groups = 1) {
+    Op& op = push(groups > 1 ? OpKind::grouped_conv : OpKind::conv, in, p.new_value(), "conv" + std::to_string(p.ops.size()));
     op.in_channels = cin;
     op.out_channels = cout;
     op.kernel = k;
     op.stride = s;
     op.padding = pad;
-    op.weight = normal(static_cast<std::size_t>(cout * cin * k * k), std::sqrt(2.0 / (cin * k * k)));
+    op.groups = groups;
+    op.weight = normal(static_cast<std::size_t>(cout * (cin / groups) * k * k), std::sqrt(2.0 / (cin / groups * k * k)));
     if (bias) op.bias = uniform(static_cast<std::size_t>(cout), -0.5, 0.5);
     return op.output;
   }

@@ -150,6 +150,32 @@ TEST_CASE("cpu fuses conv + batch norm + residual add + relu") {
   }
 }
 
+TEST_CASE("cpu grouped convolutions match the reference for every group width") {
+  // {in, out, groups, kernel, stride}: 4-channel groups (several groups per
+  // block), 3-channel groups (no block-aligned slice: one dense slice),
+  // one channel per group, and groups wider than a block pair.
+  const int cases[][5] = {{64, 64, 16, 3, 1}, {64, 128, 16, 3, 2}, {24, 24, 8, 3, 1}, {32, 32, 32, 3, 1},
+                          {128, 128, 2, 3, 1}, {48, 96, 3, 1, 1}};
+  for (const auto& c : cases) {
+    INFO("in ", c[0], " out ", c[1], " groups ", c[2], " kernel ", c[3], " stride ", c[4]);
+    ProgramBuilder b(c[0]);
+    const int y = b.conv(0, c[0], c[1], c[3], c[4], c[3] / 2, true, c[2]);
+    b.bn(y, c[1]);
+    b.relu(y);
+    const Program p = b.finish(y, y);
+    CHECK(cpu_error(p, b.params, {2, static_cast<std::size_t>(c[0]), 9, 7}) < 1e-5);
+  }
+  // A grouped conv with BatchNorm, the residual add and ReLU fused, as in a ResNeXt block.
+  ProgramBuilder b(32);
+  const int x = b.conv(0, 32, 64, 1, 1, 0);
+  const int y = b.conv(x, 64, 64, 3, 1, 1, false, 16);
+  b.bn(y, 64);
+  b.add(y, x);
+  b.relu(y);
+  const Program p = b.finish(y, y);
+  CHECK(cpu_error(p, b.params, {2, 32, 11, 10}) < 1e-5);
+}
+
 TEST_CASE("cpu runs unfused element-wise ops") {
   ProgramBuilder b(3);
   const int n = b.bn(0, 3, /*fresh=*/true);  // batch norm on the (narrow) input: a new value

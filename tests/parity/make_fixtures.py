@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Generates the PyTorch parity fixtures in tests/data/parity/.
 
-Run:  cd tests/parity && /usr/bin/python3 make_fixtures.py
+Run:  cd tests/parity && /usr/bin/python3 make_fixtures.py [TAG...]
 Needs torch + torchvision (Debian python3-torch 1.13 / python3-torchvision 0.14)
 and numpy. The C++ test suite does not need any of them: it reads the files
 written here.
@@ -286,6 +286,8 @@ PRNG_DOC = ("splitmix64 stream per tensor, seed = fnv1a64(name) ^ base_seed, z_i
 
 def make(tag, model, cpp_type, input_shape, head_kind, features_fn, calib_batches=8, rank1_seed=0,
          center_sigmoid=False, stats=None):
+    if len(sys.argv) > 1 and tag not in sys.argv[1:]:
+        return  # `make_fixtures.py TAG...` regenerates only those
     torch.manual_seed(0)
     rng = np.random.default_rng(rank1_seed)
     fill_parameters(model, rng)
@@ -359,6 +361,10 @@ def main():
          (2, 3, 224, 224), "softmax", tv_features)
     make("resnet34_160x208", tv.resnet34(), "ctnn::ResNet34<>", (2, 3, 160, 208), "logits", tv_features)
     make("resnet50", tv.resnet50(), "ctnn::ResNet50<>", (2, 3, 224, 224), "logits", tv_features)
+    make("resnext50_32x4d_64x80", tv.resnext50_32x4d(), "ctnn::ResNeXt50_32x4d<>", (2, 3, 64, 80), "logits",
+         tv_features)
+    make("wide_resnet50_2_64x64", tv.wide_resnet50_2(), "ctnn::WideResNet50_2<>", (2, 3, 64, 64), "logits",
+         tv_features)
     r20 = CifarResNet(3, 10, in_channels=1)
     make("resnet20_1x28x28", r20, "ctnn::ResNet20<ctnn::Linear<64, 10>, ctnn::Image<1, 28, 28>>",
          (2, 1, 28, 28), "logits", lambda m, x: m.features(x))

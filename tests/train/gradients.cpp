@@ -71,6 +71,14 @@ TEST_CASE("gradients of every layer kind match finite differences") {
   check_gradients<CrossEntropy, Net>(x, {.classes = labels}, 3);
 }
 
+TEST_CASE("gradients through grouped convolutions (a ResNeXt bottleneck)") {
+  using Net = Network<Image<4, 7, 6>, Conv<4, 8, 3, 1, 1, true, 2>, BatchNorm<8>, ReLU, Bottleneck<8, 4, 2, 4, 16>,
+                      GlobalAvgPool, Linear<16, 3>>;
+  const Tensor x = random_tensor({3, 4, 7, 6}, 11);
+  const std::vector<int> labels{1, 2, 0};
+  check_gradients<CrossEntropy, Net>(x, {.classes = labels}, 12);
+}
+
 TEST_CASE("gradients through Bottleneck, Sigmoid + BCE and Softmax + its cross-entropy") {
   using Bin = Network<Image<3, 6, 6>, Bottleneck<3, 2, 2>, GlobalAvgPool, Linear<8, 1>, Sigmoid>;
   const std::vector<float> targets{1.f, 0.f, 1.f};
@@ -200,4 +208,43 @@ TEST_CASE("whole-network training fits a batch and updates BatchNorm statistics"
   CHECK(last < 0.3 * first);
   CHECK(model.tensor("1.running_var")[0] != 1.f);
   CHECK(model.tensor("1.running_mean")[0] != 0.f);
+}
+
+TEST_CASE("a grouped convolution's gradients equal those of the dense convolution with block-diagonal weights") {
+  // 12 -> 18 channels in 3 groups: 4 inputs and 6 outputs per group; stride 2, padding 1. The 1x1
+  // conv before it receives the grouped conv's input gradient (backward-data).
+  using Grouped = Network<Image<12, 7, 8>, Conv<12, 12, 1>, Conv<12, 18, 3, 2, 1, true, 3>, GlobalAvgPool, Linear<18, 4>>;
+  using Dense = Network<Image<12, 7, 8>, Conv<12, 12, 1>, Conv<12, 18, 3, 2, 1, true>, GlobalAvgPool, Linear<18, 4>>;
+  Model<Grouped, backend::Reference> g(Init::torchvision, 21);
+  Model<Dense, backend::Reference> d(Init::zeros);
+  d.update([&](Parameters& p) {
+    const auto gw = g.tensor("1.weight");
+    auto dw = p.tensor("1.weight");
+    for (std::size_t o = 0; o < 18; ++o)
+      for (std::size_t i = 0; i < 4; ++i)
+        std::copy_n(gw.begin() + static_cast<long>((o * 4 + i) * 9), 9,
+                    dw.begin() + static_cast<long>((o * 12 + o / 6 * 4 + i) * 9));
+    for (const char* t : {"0.weight", "1.bias", "3.weight", "3.bias"}) std::ranges::copy(g.tensor(t), p.tensor(t).begin());
+  });
+  const Tensor x = random_tensor({3, 12, 7, 8}, 13);
+  const std::vector<int> labels{3, 0, 2};
+  const auto gradients = [&](auto& model) {
+    backend::Reference::TrainingExecutor ex(model.program(), model.parameters());
+    SplitMix64 rng(0);
+    const ConstTensorView y = ex.forward(x, Mode::train, rng);
+    CrossEntropy::value(y, {.classes = labels}, ex.output_gradient());
+    ex.backward();
+    return std::vector<float>(ex.gradients().begin(), ex.gradients().end());
+  };
+  const std::vector<float> gg = gradients(g), dg = gradients(d);
+  const auto at = [](const auto& m, const char* name) { for (const TensorInfo& t : m.tensors()) if (t.name == name) return t.offset; return std::size_t{0}; };
+  for (std::size_t o = 0; o < 18; ++o)
+    for (std::size_t i = 0; i < 4; ++i)
+      for (std::size_t k = 0; k < 9; ++k) {
+        const float a = gg[at(g, "1.weight") + (o * 4 + i) * 9 + k], b = dg[at(d, "1.weight") + (o * 12 + o / 6 * 4 + i) * 9 + k];
+        CHECK(a == doctest::Approx(b).epsilon(1e-5));
+      }
+  for (std::size_t o = 0; o < 18; ++o) CHECK(gg[at(g, "1.bias") + o] == doctest::Approx(dg[at(d, "1.bias") + o]).epsilon(1e-5));
+  for (std::size_t j = 0; j < 144; ++j)  // through backward-data
+    CHECK(gg[at(g, "0.weight") + j] == doctest::Approx(dg[at(d, "0.weight") + j]).epsilon(1e-5));
 }

@@ -144,6 +144,10 @@ def main():
          lambda p: torch.optim.Adam(p, lr=1e-3, eps=1e-3),  # eps: see ../shared training notes, sign noise
          "Adam lr=1e-3 eps=1e-3", steps=2, rank1_seed=1)
 
+    make("resnext50_sgd_96x96", torchvision.models.resnext50_32x4d(num_classes=5), (2, 3, 96, 96), [4, 1], ce,
+         lambda p: torch.optim.SGD(p, lr=1e-3, momentum=0.9, weight_decay=1e-4),
+         "SGD lr=1e-3 momentum=0.9 weight_decay=1e-4", steps=1, rank1_seed=3)  # one: see pytorch_steps.cpp
+
     binary = CifarResNet(3, 1, in_channels=1)
     binary.fc = nn.Sequential(nn.Linear(64, 1), nn.Sigmoid())
     make("resnet20_head_bce", binary, (8, 1, 13, 11), [1.0, 0.0, 0.0, 1.0, 1.0, 0.0, 1.0, 0.0], nn.BCELoss(),

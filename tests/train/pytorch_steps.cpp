@@ -1,11 +1,13 @@
 // The reference training executor against PyTorch: a few optimiser steps of
 // whole networks and of a head, compared with PyTorch run in float64
-// (tests/data/train/*.safetensors, made by tests/train/make_training_fixtures.py).
+// (tests/data/train/*.safetensors, made by tests/train/make_training_fixtures.py):
+// ResNet-20, ResNet-18, ResNeXt-50 (grouped convolutions) and a head-only fine-tune.
 //
 // Every parameter's update must be at least as close to the float64 run as
 // PyTorch float32's own update is (the factor is printed), or within 1e-3 of
-// the tensor's largest update where PyTorch float32 is closer than that; the
-// losses and the running statistics must agree too. A deliberately wrong
+// the tensor's largest update where PyTorch float32 is closer than that,
+// beyond the half-ulp rounding of storing the parameter in float32; the
+// losses and the running statistics must agree within 1e-4 too. A deliberately wrong
 // formula (SGD without Nesterov) must fail the same comparison.
 #include <doctest/doctest.h>
 
@@ -78,8 +80,12 @@ Agreement train_like_pytorch(const std::string& name, Opt optimizer) {
     double err = 0;
     for (std::size_t i = 0; i < probes; ++i) {
       const std::size_t at = t.offset + (probes > 1 ? i * (t.size - 1) / (probes - 1) : 0);
-      const double update = double(model.parameters()[at]) - double(before[at]);
-      err = std::max(err, std::abs(update - want[i]));
+      // Parameters are stored in float32 (here and in PyTorch float32): the
+      // stored result carries up to half a unit in the last place of rounding.
+      const float after = model.parameters()[at];
+      const double update = double(after) - double(before[at]);
+      const double storage = 0.5 * (std::nextafter(std::abs(after), INFINITY) - std::abs(after));
+      err = std::max(err, std::abs(update - want[i]) - storage);
     }
     const double allowed = std::max(err32, 1e-3 * largest);
     const double ratio = allowed > 0 ? err / allowed : (err > 0 ? INFINITY : 0);
@@ -106,6 +112,17 @@ TEST_CASE("ResNet-20, whole network, SGD with Nesterov and weight decay: three s
 TEST_CASE("ResNet-18 at 37x45, whole network, Adam: two steps as PyTorch float64") {
   using Net = ResNet18<Linear<512, 10>, Image<3, 37, 45>>;
   CHECK(train_like_pytorch<Net, CrossEntropy>("resnet18_adam_37x45", Adam{.lr = 1e-3, .eps = 1e-3}).ok());
+}
+
+// One step: from this starting point ResNeXt-50's second step is chaotic in any
+// float32 implementation (perturbing the float64 run's weights by 1e-6
+// relative moves its second loss by 4%; PyTorch float32's second loss is off
+// by 0.4 to 6% depending on the learning rate), so only the first step's update
+// is a fair comparison.
+TEST_CASE("ResNeXt-50 32x4d at 96x96, whole network, SGD with momentum: one step as PyTorch float64") {
+  using Net = ResNeXt50_32x4d<Linear<2048, 5>, Image<3, 96, 96>>;
+  const SGD sgd{.lr = 1e-3, .momentum = 0.9, .weight_decay = 1e-4};
+  CHECK(train_like_pytorch<Net, CrossEntropy>("resnext50_sgd_96x96", sgd).ok());
 }
 
 TEST_CASE("ResNet-20 head-only Sigmoid + BCE fine-tune: three steps as PyTorch float64, the backbone untouched") {

@@ -86,3 +86,25 @@ TEST_CASE("a Linear<In, dynamic> head takes its width at run time") {
   CHECK(model.parameter_count() == 11'181'642 - 5130 + 512 * 37 + 37);
   CHECK(model.tensor("fc.weight").size() == 512 * 37);
 }
+
+// The rest of torchvision's resnet.py: grouped (ResNeXt) and wide Bottlenecks.
+static_assert(ResNeXt50_32x4d<>::parameter_count == 25'028'904);
+static_assert(ResNeXt101_32x8d<>::parameter_count == 88'791'336);
+static_assert(ResNeXt101_64x4d<>::parameter_count == 83'455'272);
+static_assert(WideResNet50_2<>::parameter_count == 68'883'240);
+static_assert(WideResNet101_2<>::parameter_count == 126'886'696);
+static_assert(ResNeXt50_32x4d<>::ops & op_bit(OpKind::grouped_conv));
+static_assert(!(ResNet50<>::ops & op_bit(OpKind::grouped_conv)));
+static_assert(!(WideResNet50_2<>::ops & op_bit(OpKind::grouped_conv)));
+
+TEST_CASE("ResNeXt and Wide ResNet: torchvision's tensor names and shapes") {
+  Model<ResNeXt50_32x4d<Linear<2048, 10>>, backend::Reference> x(Init::zeros);
+  CHECK(x.tensor("layer1.0.conv2.weight").size() == 128u * 4 * 3 * 3);  // [128, 128/32, 3, 3]
+  CHECK(x.tensor("layer4.2.bn2.running_var").size() == 1024u);  // width 512 * 4 / 64 * 32
+  CHECK(x.tensor("layer4.2.bn3.running_var").size() == 2048u);
+  Model<WideResNet50_2<Linear<2048, 10>>, backend::Reference> w(Init::zeros);
+  CHECK(w.tensor("layer1.0.conv2.weight").size() == 128u * 128 * 3 * 3);
+  CHECK(ResNeXt50_32x4d<>::label() == "ResNet");
+  CHECK(Conv<128, 128, 3, 1, 1, false, 32>::label() ==
+        "Conv2d(128, 128, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1), groups=32, bias=False)");
+}

@@ -38,6 +38,15 @@ struct conv_in_channels_mismatch {
   static constexpr bool value = true;
 };
 
+// A grouped convolution splits both channel counts into Groups equal parts.
+template <int InChannels, int OutChannels, int Groups>
+struct conv_groups_do_not_divide {
+  static_assert(Groups >= 1 && InChannels % Groups == 0 && OutChannels % Groups == 0,
+                "CTNN_CONV_GROUPS: a grouped convolution needs its input channels (first number) and output "
+                "channels (second) to be divisible by its groups (third)");
+  static constexpr bool value = true;
+};
+
 template <int Produced, int Expected>
 struct batchnorm_channels_mismatch {
   static_assert(Produced == Expected,

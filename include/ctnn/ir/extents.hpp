@@ -22,6 +22,7 @@ inline Extents out_extents(const Op& op, Extents in, Extents network_input) {
   Extents out = in;
   switch (op.kind) {
     case OpKind::conv:
+    case OpKind::grouped_conv:
     case OpKind::max_pool: {
       const long padded_h = static_cast<long>(in.h) + 2L * op.padding;
       const long padded_w = static_cast<long>(in.w) + 2L * op.padding;
@@ -33,7 +34,7 @@ inline Extents out_extents(const Op& op, Extents in, Extents network_input) {
                                     std::to_string(in.w));
       out.h = static_cast<std::size_t>((padded_h - op.kernel) / op.stride + 1);
       out.w = static_cast<std::size_t>((padded_w - op.kernel) / op.stride + 1);
-      if (op.kind == OpKind::conv) out.c = static_cast<std::size_t>(op.out_channels);
+      if (op.kind != OpKind::max_pool) out.c = static_cast<std::size_t>(op.out_channels);
       break;
     }
     case OpKind::global_avg_pool: out.h = out.w = 1; break;

@@ -48,6 +48,8 @@ constexpr OpTraits op_traits(OpKind k) {
     case OpKind::softmax: return {"softmax", true, false, false, false, false, false, saves_output};
     case OpKind::dropout: return {"dropout", true, false, false, false, false, false, saves_mask};
     case OpKind::add: return {"add", true, true, false, false, false, false, saves_nothing};
+    case OpKind::grouped_conv:
+      return {"grouped_conv", false, false, true, true, false, true, saves_input};
   }
   return {"unknown"};
 }
@@ -75,6 +77,7 @@ constexpr std::size_t weight_floats(const Op& op) {
   const auto in = static_cast<std::size_t>(op.in_channels), out = static_cast<std::size_t>(op.out_channels);
   switch (op.kind) {
     case OpKind::conv:
+    case OpKind::grouped_conv:
       return out * (in / static_cast<std::size_t>(op.groups > 0 ? op.groups : 1)) *
              static_cast<std::size_t>(op.kernel) * static_cast<std::size_t>(op.kernel);
     case OpKind::linear: return out * in;

@@ -40,8 +40,9 @@ enum class OpKind : std::uint8_t {
   softmax,          // over channels
   dropout,          // identity at inference; training backends use dropout_p
   add,              // output(=input) += residual
+  grouped_conv,     // conv with groups > 1: output channel o sees the in/groups input channels of its group
 };
-inline constexpr int op_kind_count = 10;
+inline constexpr int op_kind_count = 11;
 
 inline constexpr std::size_t no_param = static_cast<std::size_t>(-1);
 
@@ -53,7 +54,7 @@ struct Op {
 
   int in_channels = 0, out_channels = 0;
   int kernel = 1, stride = 1, padding = 0;
-  int groups = 1;           // conv: grouped convolution (in and out channels divisible by it)
+  int groups = 1;           // grouped_conv (> 1, dividing both channel counts); 1 for every other op
   float eps = 1e-5f;        // batch_norm
   double momentum = 0.1;    // batch_norm running statistics; < 0: cumulative average (PyTorch momentum=None)
   double dropout_p = 0.0;

@@ -63,12 +63,14 @@ inline std::vector<int> validate(const Program& p, std::size_t arena_floats, con
     };
     switch (op.kind) {
       case OpKind::conv:
+      case OpKind::grouped_conv:
       case OpKind::linear:
         if (op.in_channels != cin)
           fail(layer + " expects " + std::to_string(op.in_channels) + " input channels, its input has " +
                std::to_string(cin));
         if (op.out_channels < 1 || op.kernel < 1 || op.stride < 1 || op.padding < 0 || op.groups < 1 ||
-            op.in_channels % op.groups != 0 || op.out_channels % op.groups != 0)
+            op.in_channels % op.groups != 0 || op.out_channels % op.groups != 0 ||
+            (op.kind == OpKind::grouped_conv) != (op.groups > 1))
           fail(layer + " has an invalid geometry (out channels " + std::to_string(op.out_channels) + ", kernel " +
                std::to_string(op.kernel) + ", stride " + std::to_string(op.stride) + ", padding " +
                std::to_string(op.padding) + ", groups " + std::to_string(op.groups) + ")");

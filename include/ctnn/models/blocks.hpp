@@ -1,7 +1,10 @@
 // The residual blocks exactly as torchvision builds them:
 //   BasicBlock<In, Planes, Stride>   conv3x3(stride)-bn-relu-conv3x3-bn, + identity, relu
-//   Bottleneck<In, Planes, Stride>   conv1x1-bn-relu-conv3x3(stride)-bn-relu-conv1x1-bn, + identity, relu
-//                                    (ResNet v1.5: the stride sits on the 3x3), 4x expansion
+//   Bottleneck<In, Planes, Stride, Groups, BaseWidth>
+//                                    conv1x1-bn-relu-conv3x3(stride, groups)-bn-relu-conv1x1-bn, + identity,
+//                                    relu (ResNet v1.5: the stride sits on the 3x3), 4x expansion; the inner
+//                                    width is Planes * BaseWidth / 64 * Groups (ResNeXt: Groups 32, BaseWidth
+//                                    4 or 8; Wide ResNet: BaseWidth 128)
 // The identity is projected by downsample = Sequential(conv1x1(stride), BN)
 // whenever the stride or the channel count changes. ReLU follows the add.
 #pragma once
@@ -91,36 +94,48 @@ struct BasicBlock : detail::ResidualBlock<BasicBlock<In, Planes, Stride>, In, Pl
   static std::string label() { return "BasicBlock"; }
 };
 
-template <int In, int Planes, int Stride = 1>
-struct Bottleneck : detail::ResidualBlock<Bottleneck<In, Planes, Stride>, In, Planes * 4, Stride> {
+template <int In, int Planes, int Stride = 1, int Groups = 1, int BaseWidth = 64>
+struct Bottleneck
+    : detail::ResidualBlock<Bottleneck<In, Planes, Stride, Groups, BaseWidth>, In, Planes * 4, Stride> {
+  using Base = detail::ResidualBlock<Bottleneck, In, Planes * 4, Stride>;
   static constexpr int expansion = 4;
-  using Conv1 = Conv<In, Planes, 1, 1, 0>;
-  using Conv2 = Conv<Planes, Planes, 3, Stride, 1>;
-  using Conv3 = Conv<Planes, Planes * 4, 1, 1, 0>;
+  static constexpr int width = Planes * BaseWidth / 64 * Groups;  // torchvision: int(planes * (base_width / 64.)) * groups
+  using Conv1 = Conv<In, width, 1, 1, 0>;
+  using Conv2 = Conv<width, width, 3, Stride, 1, false, Groups>;
+  using Conv3 = Conv<width, Planes * 4, 1, 1, 0>;
+  static constexpr std::uint32_t ops = Base::ops | Conv2::ops;
 
   template <class V>
   static constexpr void visit_main(V& v, Shape in) {
     v.template child<Conv1>("conv1", in);
     const Shape a = Conv1::out(in);
-    v.template child<BatchNorm<Planes>>("bn1", a);
+    v.template child<BatchNorm<width>>("bn1", a);
     v.template child<Conv2>("conv2", a);
     const Shape b = Conv2::out(a);
-    v.template child<BatchNorm<Planes>>("bn2", b);
+    v.template child<BatchNorm<width>>("bn2", b);
     v.template child<Conv3>("conv3", b);
     v.template child<BatchNorm<Planes * 4>>("bn3", Conv3::out(b));
     v.template child<ReLU>("relu", Conv3::out(b));
   }
   static void lower_main(Lowering& lw) {
     lw.child<Conv1>("conv1");
-    lw.child<BatchNorm<Planes>>("bn1");
+    lw.child<BatchNorm<width>>("bn1");
     lw.child<ReLU>("relu");
     lw.child<Conv2>("conv2");
-    lw.child<BatchNorm<Planes>>("bn2");
+    lw.child<BatchNorm<width>>("bn2");
     lw.child<ReLU>("relu");
     lw.child<Conv3>("conv3");
     lw.child<BatchNorm<Planes * 4>>("bn3");
   }
   static std::string label() { return "Bottleneck"; }
+};
+
+// Bottleneck with a fixed group count and base width, as a three-argument
+// block for ResNet<...> (ResNeXt, Wide ResNet).
+template <int Groups, int BaseWidth>
+struct GroupedBottleneck {
+  template <int In, int Planes, int Stride>
+  using block = Bottleneck<In, Planes, Stride, Groups, BaseWidth>;
 };
 
 }  // namespace ctnn

@@ -8,6 +8,10 @@
 //       (1x1 conv + BN projections where the shape changes), so that the
 //       block code and torchvision-style names are shared with the ImageNet nets.
 //
+//   ResNeXt50_32x4d, ResNeXt101_32x8d, ResNeXt101_64x4d, WideResNet50_2, WideResNet101_2
+//       the rest of torchvision's resnet.py: Bottleneck networks with grouped
+//       3x3 convolutions (ResNeXt) or twice the inner width (Wide ResNet)
+//
 // Each alias checks the head where the type is named: ResNet18<Linear<2048, 10>>
 // fails on its own with CTNN_HEAD_IN_FEATURES_MISMATCH naming 512 and 2048.
 #pragma once
@@ -76,8 +80,12 @@ struct ResNet : detail::NetworkBase<ResNet<Arch, Head, Input>, Input> {
   using Stage = typename detail::make_stage<Arch, static_cast<int>(I)>::type;
   using Stages = std::make_index_sequence<static_cast<std::size_t>(Arch::stages)>;
 
+  template <std::size_t... I>
+  static constexpr std::uint32_t stage_ops(std::index_sequence<I...>) {
+    return (0u | ... | Stage<I>::ops);
+  }
   static constexpr std::uint32_t ops = [] {
-    std::uint32_t m = Stem::ops | StemBN::ops | ReLU::ops | GlobalAvgPool::ops | Head::ops | op_bit(OpKind::add);
+    std::uint32_t m = Stem::ops | StemBN::ops | ReLU::ops | GlobalAvgPool::ops | Head::ops | stage_ops(Stages{});
     if (Arch::imagenet_stem) m |= Pool::ops;
     return m;
   }();
@@ -172,6 +180,22 @@ using ResNet101 =
 template <class Head = Linear<2048, 1000>, class Input = Image<3, dynamic, dynamic>>
 using ResNet152 =
     typename detail::make_resnet<detail::ResNetArch<Bottleneck, true, 64, 3, 8, 36, 3>, Head, Input>::type;
+
+template <class Head = Linear<2048, 1000>, class Input = Image<3, dynamic, dynamic>>
+using ResNeXt50_32x4d = typename detail::make_resnet<
+    detail::ResNetArch<GroupedBottleneck<32, 4>::block, true, 64, 3, 4, 6, 3>, Head, Input>::type;
+template <class Head = Linear<2048, 1000>, class Input = Image<3, dynamic, dynamic>>
+using ResNeXt101_32x8d = typename detail::make_resnet<
+    detail::ResNetArch<GroupedBottleneck<32, 8>::block, true, 64, 3, 4, 23, 3>, Head, Input>::type;
+template <class Head = Linear<2048, 1000>, class Input = Image<3, dynamic, dynamic>>
+using ResNeXt101_64x4d = typename detail::make_resnet<
+    detail::ResNetArch<GroupedBottleneck<64, 4>::block, true, 64, 3, 4, 23, 3>, Head, Input>::type;
+template <class Head = Linear<2048, 1000>, class Input = Image<3, dynamic, dynamic>>
+using WideResNet50_2 = typename detail::make_resnet<
+    detail::ResNetArch<GroupedBottleneck<1, 128>::block, true, 64, 3, 4, 6, 3>, Head, Input>::type;
+template <class Head = Linear<2048, 1000>, class Input = Image<3, dynamic, dynamic>>
+using WideResNet101_2 = typename detail::make_resnet<
+    detail::ResNetArch<GroupedBottleneck<1, 128>::block, true, 64, 3, 4, 23, 3>, Head, Input>::type;
 
 // CIFAR family: depth 6n + 2.
 template <int N, class Head, class Input>

@@ -51,7 +51,7 @@ template <class Arch>
 struct Backend {
   static constexpr const char* name = "cpu";
   // The op kinds this backend runs (Model refuses others: CTNN_BACKEND_CANNOT_RUN).
-  static constexpr std::uint32_t inference_ops = all_ops;
+  static constexpr std::uint32_t inference_ops = all_ops;  // grouped_conv included (by channel slices)
   static constexpr std::uint32_t training_ops = all_ops;
   // Training runs on the reference training executor until this backend has
   // its own training kernels; after each step only the trained ops are
@@ -316,8 +316,10 @@ struct Backend {
           else if (s.conv.winograd == 4)
             run_winograd<Arch, 4>(s.conv, arena, plan_.zeros(), L(s.in), L(s.out), s.res >= 0 ? &L(s.res) : nullptr,
                                   threads_scratch, ctx.thread_floats_, par);
-          else
+          else if (s.slices == 1)
             run_conv<Arch>(s.conv, arena, L(s.in), L(s.out), s.res >= 0 ? &L(s.res) : nullptr, par);
+          else
+            run_grouped_conv(s, arena, L(s.in), L(s.out), s.res >= 0 ? &L(s.res) : nullptr, par);
           break;
         case StepKind::max_pool: run_max_pool<Arch>(L(s.in), L(s.out), s.kernel, s.stride, s.padding, par); break;
         case StepKind::avg_pool: run_global_avg_pool<Arch>(L(s.in), L(s.out), par); break;
@@ -349,6 +351,24 @@ struct Backend {
         case StepKind::add: run_add<Arch>(L(s.in), L(s.res), s.relu, par); break;
         case StepKind::sigmoid: run_sigmoid<Arch>(L(s.in), par); break;
         case StepKind::softmax: run_softmax<Arch>(L(s.in)); break;
+      }
+    }
+
+    // A grouped convolution slice by slice (plan.hpp: slice_groups).
+    static void run_grouped_conv(const Step& s, const float* arena, const Layout& in, const Layout& out,
+                                 const Layout* res, const Parallel& par) {
+      const auto in_span = static_cast<std::size_t>(s.conv.in_channels);
+      const auto out_span = static_cast<std::size_t>(s.conv.out_channels);
+      for (std::size_t slice = 0; slice < static_cast<std::size_t>(s.slices); ++slice) {
+        ConvSpec c = s.conv;
+        c.weights += slice * s.slice_weights;
+        c.bias += slice * s.slice_bias;
+        const Layout x = in.channel_slice(slice * in_span / static_cast<std::size_t>(in.lanes), in_span);
+        const std::size_t first_out = slice * out_span / static_cast<std::size_t>(out.lanes);
+        const Layout y = out.channel_slice(first_out, out_span);
+        Layout r;
+        if (res) r = res->channel_slice(first_out, out_span);
+        run_conv<Arch>(c, arena, x, y, res ? &r : nullptr, par);
       }
     }
 

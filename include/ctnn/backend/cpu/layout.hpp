@@ -48,6 +48,16 @@ struct Layout {
 
   // Address of lane 0 of block `cb` at interior pixel (y, x) of item `i`;
   // y and x may be negative down to -border.
+  // `channels` channels from block `first_block` on, in this layout's memory
+  // (same strides): one slice of a grouped convolution's input or output.
+  Layout channel_slice(std::size_t first_block, std::size_t channels) const {
+    Layout s = *this;
+    s.data = data + static_cast<std::ptrdiff_t>(first_block) * plane_;
+    s.c = channels;
+    s.blocks_ = (channels + static_cast<std::size_t>(lanes) - 1) / static_cast<std::size_t>(lanes);
+    return s;
+  }
+
   float* at(std::size_t i, std::size_t cb, std::ptrdiff_t y, std::ptrdiff_t x) const {
     return data + static_cast<std::ptrdiff_t>(i) * item() + static_cast<std::ptrdiff_t>(cb) * plane() +
            (y + border) * row() + (x + border) * lanes;

@@ -89,7 +89,8 @@ struct CudaT {
   static constexpr Precision precision = P;
   static constexpr const char* name = P == Precision::fp32 ? "cuda" : "cuda-tf32";
   // The op kinds this backend runs (Model refuses others: CTNN_BACKEND_CANNOT_RUN).
-  static constexpr std::uint32_t inference_ops = all_ops;
+  // Grouped convolution has no CUDA kernel yet: networks with it are refused.
+  static constexpr std::uint32_t inference_ops = all_ops & ~op_bit(OpKind::grouped_conv);
   static constexpr std::uint32_t training_ops = 0;
 
   class Executor {

@@ -88,7 +88,8 @@ struct Reference {
         const TensorView y = view(op.output);
         namespace k = reference_ops;
         switch (op.kind) {
-          case OpKind::conv: k::conv_forward(op, x, y, params, ctx.plane); break;
+          case OpKind::conv:
+          case OpKind::grouped_conv: k::conv_forward(op, x, y, params, ctx.plane); break;
           case OpKind::batch_norm:
             if (x.data != y.data) std::copy(x.data, x.data + x.size(), y.data);
             k::batch_norm_forward(op, y, params);
@@ -119,7 +120,7 @@ struct Reference {
       }
       std::size_t plane = 0;
       for (const Op& op : program_.ops)
-        if (op.kind == OpKind::conv) {
+        if (op.kind == OpKind::conv || op.kind == OpKind::grouped_conv) {
           const Extents& o = ctx.extents[static_cast<std::size_t>(op.output)];
           plane = std::max(plane, o.h * o.w);
         }

@@ -61,7 +61,8 @@ class Reference::TrainingExecutor {
       Saved& s = saved_[k];
       namespace r = reference_ops;
       switch (op.kind) {
-        case OpKind::conv: r::conv_forward(op, x, y, params, plane_); break;
+        case OpKind::conv:
+        case OpKind::grouped_conv: r::conv_forward(op, x, y, params, plane_); break;
         case OpKind::batch_norm: {
           const bool batch = mode == train::Mode::train;
           double factor = op.momentum;
@@ -106,6 +107,7 @@ class Reference::TrainingExecutor {
       namespace r = reference_ops;
       switch (op.kind) {
         case OpKind::conv:
+        case OpKind::grouped_conv:
           r::conv_backward_weights(op, value(to.in), dy, grads);
           if (dx.data) r::conv_backward_data(op, dy, dx, acc, params, plane_);
           break;
@@ -185,7 +187,8 @@ class Reference::TrainingExecutor {
       const Extents& out = extents_[static_cast<std::size_t>(to.out)];
       Saved& s = saved_[k];
       switch (op.kind) {
-        case OpKind::conv: plane = std::max({plane, in.h * in.w, out.h * out.w}); break;
+        case OpKind::conv:
+        case OpKind::grouped_conv: plane = std::max({plane, in.h * in.w, out.h * out.w}); break;
         case OpKind::batch_norm: s.statistics.resize(2 * in.c); break;
         case OpKind::max_pool: s.argmax.resize(std::max(s.argmax.size(), out.count())); break;
         case OpKind::dropout: s.mask.resize(std::max(s.mask.size(), out.count())); break;
