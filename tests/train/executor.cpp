@@ -6,6 +6,8 @@
 
 #include <ctnn/ctnn.hpp>
 
+#include "train_support.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <vector>
@@ -14,15 +16,9 @@
 
 using namespace ctnn;
 using namespace ctnn::train;
+using ctnn::test::random_tensor;
 
 namespace {
-Tensor random_tensor(Extents e, std::uint64_t seed, float scale = 1.f) {
-  Tensor t(e);
-  SplitMix64 rng(seed);
-  for (std::size_t i = 0; i < t.size(); ++i) t.data()[i] = static_cast<float>((2 * rng.uniform() - 1) * scale);
-  return t;
-}
-
 const TapeOp& tape_op(const Tape& t, const Program& p, std::string_view name, OpKind kind) {
   for (const TapeOp& to : t.ops)
     if (p.ops[to.op].name == name && p.ops[to.op].kind == kind) return to;

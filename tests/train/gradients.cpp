@@ -4,20 +4,16 @@
 
 #include <ctnn/ctnn.hpp>
 
+#include "train_support.hpp"
+
 #include <cmath>
 #include <vector>
 
 using namespace ctnn;
 using namespace ctnn::train;
+using ctnn::test::random_tensor;
 
 namespace {
-Tensor random_tensor(Extents e, std::uint64_t seed, float scale = 1.f) {
-  Tensor t(e);
-  SplitMix64 rng(seed);
-  for (std::size_t i = 0; i < t.size(); ++i) t.data()[i] = static_cast<float>((2 * rng.uniform() - 1) * scale);
-  return t;
-}
-
 template <class Loss, class Net>
 void check_gradients(const Tensor& x, const Targets& targets, std::uint64_t seed) {
   Model<Net, backend::Reference> model(Init::torchvision, seed);

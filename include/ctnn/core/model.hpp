@@ -64,13 +64,14 @@ class Parameters {
 };
 
 namespace detail {
-// Fires CTNN_BACKEND_CANNOT_RUN naming the backend and the first op kind of
-// the network it has no inference kernel for.
-template <class Backend, std::uint32_t Needed>
-constexpr bool backend_runs() {
-  constexpr int missing = first_missing_op(Needed, Backend::inference_ops);
+// Fires `Refusal` (check::backend_cannot_run or backend_cannot_train: both
+// CTNN_BACKEND_CANNOT_RUN) naming the backend and the first op kind of the
+// network that the backend does not offer.
+template <template <class, auto> class Refusal, class Backend, std::uint32_t Needed, std::uint32_t Offered>
+constexpr bool backend_offers() {
+  constexpr int missing = first_missing_op(Needed, Offered);
   if constexpr (missing >= 0)
-    return check::backend_cannot_run<Backend, static_cast<OpKind>(missing)>::value;
+    return Refusal<Backend, static_cast<OpKind>(missing)>::value;
   else
     return true;
 }
@@ -97,7 +98,7 @@ inline std::string shape_string(const std::vector<std::size_t>& s) {
 template <class Net, class Backend>
 class Model {
   static_assert(NetworkType<Net>, "CTNN_NOT_A_NETWORK: Model<Net> takes a network type: a ResNet alias or Network<Image<...>, Layers...>");
-  static_assert(detail::backend_runs<Backend, Net::ops>());
+  static_assert(detail::backend_offers<check::backend_cannot_run, Backend, Net::ops, Backend::inference_ops>());
 
  public:
   using network = Net;

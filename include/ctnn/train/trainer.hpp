@@ -41,16 +41,6 @@ enum class Scope {
 };
 
 namespace detail {
-// Fires CTNN_BACKEND_CANNOT_RUN naming the backend and the first op kind of
-// the network it cannot train.
-template <class Backend, std::uint32_t Needed>
-constexpr bool backend_trains() {
-  constexpr int missing = first_missing_op(Needed, Backend::training_ops);
-  if constexpr (missing >= 0)
-    return check::backend_cannot_train<Backend, static_cast<OpKind>(missing)>::value;
-  else
-    return true;
-}
 template <class Backend>
 struct training_executor_of {
   using type = typename Backend::TrainingExecutor;
@@ -61,7 +51,8 @@ struct NoTrainingExecutor {};  // stands in after a refused backend, so the refu
 template <class Loss, class Net, class Backend, class Opt>
 class Trainer {
   static_assert(detail::check_loss<Net, Loss>());
-  static constexpr bool trainable = detail::backend_trains<Backend, Net::ops>();
+  static constexpr bool trainable =
+      ctnn::detail::backend_offers<check::backend_cannot_train, Backend, Net::ops, Backend::training_ops>();
   static_assert(Optimizer<Opt>, "ctnn: the optimiser needs state_size(), begin_step() and update() (train/optim.hpp)");
 
  public:
