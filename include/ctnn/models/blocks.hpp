@@ -131,7 +131,9 @@ struct Bottleneck
 };
 
 // Bottleneck with a fixed group count and base width, as a three-argument
-// block for ResNet<...> (ResNeXt, Wide ResNet).
+// block for ResNet<...> (ResNet-50: <1, 64>; ResNeXt; Wide ResNet). Naming
+// Bottleneck itself there would need P0522's relaxed template-template
+// matching, which clang 14 does not do by default.
 template <int Groups, int BaseWidth>
 struct GroupedBottleneck {
   template <int In, int Planes, int Stride>

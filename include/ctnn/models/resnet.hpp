@@ -173,13 +173,16 @@ using ResNet18 = typename detail::make_resnet<detail::ResNetArch<BasicBlock, tru
 template <class Head = Linear<512, 1000>, class Input = Image<3, dynamic, dynamic>>
 using ResNet34 = typename detail::make_resnet<detail::ResNetArch<BasicBlock, true, 64, 3, 4, 6, 3>, Head, Input>::type;
 template <class Head = Linear<2048, 1000>, class Input = Image<3, dynamic, dynamic>>
-using ResNet50 = typename detail::make_resnet<detail::ResNetArch<Bottleneck, true, 64, 3, 4, 6, 3>, Head, Input>::type;
+using ResNet50 = typename detail::make_resnet<
+    detail::ResNetArch<GroupedBottleneck<1, 64>::block, true, 64, 3, 4, 6, 3>, Head, Input>::type;
 template <class Head = Linear<2048, 1000>, class Input = Image<3, dynamic, dynamic>>
 using ResNet101 =
-    typename detail::make_resnet<detail::ResNetArch<Bottleneck, true, 64, 3, 4, 23, 3>, Head, Input>::type;
+    typename detail::make_resnet<detail::ResNetArch<GroupedBottleneck<1, 64>::block, true, 64, 3, 4, 23, 3>, Head,
+                                 Input>::type;
 template <class Head = Linear<2048, 1000>, class Input = Image<3, dynamic, dynamic>>
 using ResNet152 =
-    typename detail::make_resnet<detail::ResNetArch<Bottleneck, true, 64, 3, 8, 36, 3>, Head, Input>::type;
+    typename detail::make_resnet<detail::ResNetArch<GroupedBottleneck<1, 64>::block, true, 64, 3, 8, 36, 3>, Head,
+                                 Input>::type;
 
 template <class Head = Linear<2048, 1000>, class Input = Image<3, dynamic, dynamic>>
 using ResNeXt50_32x4d = typename detail::make_resnet<

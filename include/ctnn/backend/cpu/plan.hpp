@@ -28,6 +28,7 @@
 #include "ctnn/ir/extents.hpp"
 #include "ctnn/ir/fusion.hpp"
 #include "ctnn/ir/liveness.hpp"
+#include "ctnn/ir/op_traits.hpp"
 #include "ctnn/ir/program.hpp"
 #include "ctnn/ir/validate.hpp"
 #include "ctnn/core/tensor.hpp"
@@ -132,9 +133,7 @@ class Plan {
       s.out = op.output;
       s.op = i;
       const std::size_t in_channels = info(op.input).channels;
-      const bool produces = op.kind == OpKind::conv || op.kind == OpKind::grouped_conv || op.kind == OpKind::max_pool ||
-                            op.kind == OpKind::global_avg_pool || op.kind == OpKind::linear;
-      if (!produces && op.output != op.input) {
+      if (op_traits(op.kind).in_place && op.output != op.input) {
         // An element-wise op on a value it must not modify (the caller's
         // input): copy first, then run in place on the copy.
         Step copy{};
