@@ -117,7 +117,7 @@ void take_step(O& opt, std::vector<float>& w, const std::vector<float>& g, std::
   const auto k = static_cast<std::size_t>(opt.state_size());
   state.resize(k * w.size());
   for (std::size_t i = 0; i < w.size(); ++i)
-    if (mask[i]) opt.update(w[i], g[i], state.data() + k * i);
+    if (mask[i]) opt.update(w[i], g[i], state.data() + k * i, opt.lr, opt.weight_decay);
 }
 }  // namespace
 

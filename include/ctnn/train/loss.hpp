@@ -28,7 +28,16 @@ struct Targets {
   std::span<const float> binary{};  // BCE, BCEWithLogits
 };
 
+// Options a loss may take; a loss refuses the ones it does not implement.
+struct LossOptions {
+  double label_smoothing = 0;  // CrossEntropy: targets (1 - e) one-hot + e / classes (PyTorch's label_smoothing)
+};
+
 namespace detail {
+inline void no_smoothing(const LossOptions& o, const char* loss) {
+  if (o.label_smoothing != 0)
+    throw std::invalid_argument(std::string("ctnn: ") + loss + " has no label smoothing (CrossEntropy has)");
+}
 inline void require_size(std::size_t got, std::size_t want, const char* what) {
   if (got != want)
     throw std::invalid_argument(std::string("ctnn: ") + what + ": " + std::to_string(got) + " targets for a batch of " +
@@ -46,20 +55,26 @@ inline int checked_class(int c, std::size_t classes) {
 struct CrossEntropy {
   static constexpr Output expects = Output::logits;
   static constexpr bool binary = false;
-  static double value(ConstTensorView y, const Targets& t, TensorView dy) {
+  static double value(ConstTensorView y, const Targets& t, TensorView dy, const LossOptions& o = {}) {
     detail::require_size(t.classes.size(), y.shape.n, "CrossEntropy");
+    const double e = o.label_smoothing;
+    if (!(e >= 0 && e <= 1)) throw std::invalid_argument("ctnn: label smoothing must lie in [0, 1], got " + std::to_string(e));
     const std::size_t c = y.shape.per_item();
     double total = 0;
     for (std::size_t n = 0; n < y.shape.n; ++n) {
       const auto row = y.item(n);
       const double m = *std::max_element(row.begin(), row.end());
-      double sum = 0;
-      for (float v : row) sum += std::exp(v - m);
+      double sum = 0, logits = 0;
+      for (float v : row) sum += std::exp(v - m), logits += v - m;
+      const double log_sum = std::log(sum);
       const int label = detail::checked_class(t.classes[n], c);
-      total += -(row[static_cast<std::size_t>(label)] - m - std::log(sum));
-      for (std::size_t k = 0; k < c; ++k)
-        dy.data[n * c + k] = static_cast<float>((std::exp(row[k] - m) / sum - (static_cast<int>(k) == label)) /
-                                                static_cast<double>(y.shape.n));
+      // -sum_k q_k log p_k with q = (1 - e) one_hot + e / c.
+      total += -(1 - e) * (row[static_cast<std::size_t>(label)] - m - log_sum) -
+               e / static_cast<double>(c) * (logits - static_cast<double>(c) * log_sum);
+      for (std::size_t k = 0; k < c; ++k) {
+        const double q = (1 - e) * (static_cast<int>(k) == label) + e / static_cast<double>(c);
+        dy.data[n * c + k] = static_cast<float>((std::exp(row[k] - m) / sum - q) / static_cast<double>(y.shape.n));
+      }
     }
     return total / static_cast<double>(y.shape.n);
   }
@@ -68,7 +83,8 @@ struct CrossEntropy {
 struct CrossEntropyOnProbabilities {
   static constexpr Output expects = Output::softmax_probabilities;
   static constexpr bool binary = false;
-  static double value(ConstTensorView p, const Targets& t, TensorView dy) {
+  static double value(ConstTensorView p, const Targets& t, TensorView dy, const LossOptions& o = {}) {
+    detail::no_smoothing(o, "CrossEntropyOnProbabilities");
     detail::require_size(t.classes.size(), p.shape.n, "CrossEntropyOnProbabilities");
     const std::size_t c = p.shape.per_item();
     double total = 0;
@@ -86,7 +102,8 @@ struct CrossEntropyOnProbabilities {
 struct BCEWithLogits {
   static constexpr Output expects = Output::logits;
   static constexpr bool binary = true;
-  static double value(ConstTensorView y, const Targets& t, TensorView dy) {
+  static double value(ConstTensorView y, const Targets& t, TensorView dy, const LossOptions& o = {}) {
+    detail::no_smoothing(o, "BCEWithLogits");
     detail::require_size(t.binary.size(), y.shape.n, "BCEWithLogits");
     double total = 0;
     for (std::size_t n = 0; n < y.shape.n; ++n) {
@@ -101,7 +118,8 @@ struct BCEWithLogits {
 struct BCE {
   static constexpr Output expects = Output::sigmoid_probabilities;
   static constexpr bool binary = true;
-  static double value(ConstTensorView p, const Targets& t, TensorView dy) {
+  static double value(ConstTensorView p, const Targets& t, TensorView dy, const LossOptions& o = {}) {
+    detail::no_smoothing(o, "BCE");
     detail::require_size(t.binary.size(), p.shape.n, "BCE");
     double total = 0;
     for (std::size_t n = 0; n < p.shape.n; ++n) {

@@ -5,6 +5,10 @@
 // the reference backend, in parallel and vectorised in a fast one).
 //
 //   executor.apply(optimizer)   // begin_step(), then update() per trainable parameter
+//
+// `lr` and `weight_decay` are the base values; update() receives the ones in
+// force for the parameter (the schedule's rate times its group's multiplier,
+// no decay where a group turns it off).
 #pragma once
 
 #include <cmath>
@@ -22,7 +26,7 @@ struct SGD {
   int state_size() const { return momentum != 0 ? 1 : 0; }
   void begin_step() { ++steps; }
   // PyTorch: the first step initialises the momentum buffer with the gradient.
-  void update(float& p, float grad, float* state) const {
+  void update(float& p, float grad, float* state, double lr, double weight_decay) const {
     double g = grad + weight_decay * p;
     if (momentum != 0) {
       state[0] = static_cast<float>(steps == 1 ? g : momentum * state[0] + g);
@@ -46,7 +50,7 @@ struct Adam {
     bias1 = 1 - std::pow(beta1, static_cast<double>(steps));
     bias2 = 1 - std::pow(beta2, static_cast<double>(steps));
   }
-  void update(float& p, float grad, float* state) const {
+  void update(float& p, float grad, float* state, double lr, double weight_decay) const {
     double w = p, g = grad;
     if (decoupled)
       w *= 1 - lr * weight_decay;
@@ -67,7 +71,9 @@ template <class O>
 concept Optimizer = requires(O o, const O c, float p, float* s) {
   { c.state_size() } -> std::convertible_to<int>;
   o.begin_step();
-  c.update(p, 0.f, s);
+  c.update(p, 0.f, s, 0.0, 0.0);
+  o.lr;
+  o.weight_decay;
 };
 
 }  // namespace ctnn::train

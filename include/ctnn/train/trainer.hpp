@@ -19,8 +19,11 @@
 // re-prepares the backbone.
 #pragma once
 
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <span>
 #include <string_view>
 #include <type_traits>
@@ -31,6 +34,7 @@
 #include "ctnn/core/model.hpp"
 #include "ctnn/train/loss.hpp"
 #include "ctnn/train/optim.hpp"
+#include "ctnn/train/schedule.hpp"
 #include "ctnn/train/tape.hpp"
 
 namespace ctnn::train {
@@ -38,6 +42,19 @@ namespace ctnn::train {
 enum class Scope {
   whole_network,  // every learnable tensor; BatchNorm uses batch statistics
   head_only,      // only the head's tensors; the backbone is frozen and runs in eval mode
+};
+
+// How a Trainer trains, beyond the optimiser's own hyperparameters.
+struct TrainOptions {
+  Scope scope = Scope::whole_network;
+  std::uint64_t seed = 0;                 // dropout masks
+  std::optional<Schedule> schedule{};     // the learning rate per step; none: the optimiser's lr throughout
+  bool decay_norm_and_bias = true;        // false: no weight decay on BatchNorm parameters and biases
+  // Parameter groups by module path: "layer1" covers every tensor under layer1.
+  std::vector<std::pair<std::string, double>> lr_scale{};  // e.g. {{"fc", 10.0}}: the head learns 10x faster
+  std::vector<std::string> frozen{};      // e.g. {"conv1", "bn1", "layer1"}: these tensors never move
+  double clip_grad_norm = 0;              // > 0: gradients scaled down to this L2 norm (clip_grad_norm_)
+  LossOptions loss{};                     // label smoothing (CrossEntropy)
 };
 
 namespace detail {
@@ -60,17 +77,40 @@ class Trainer {
                                                std::type_identity<detail::NoTrainingExecutor>>::type;
 
   Trainer(Model<Net, Backend>& model, Opt optimizer, Scope scope = Scope::whole_network, std::uint64_t seed = 0)
+      : Trainer(model, std::move(optimizer), TrainOptions{.scope = scope, .seed = seed}) {}
+
+  Trainer(Model<Net, Backend>& model, Opt optimizer, TrainOptions options)
       : model_(model),
         optimizer_(std::move(optimizer)),
-        scope_(scope),
-        rng_(seed),
-        executor_(model.program(), model.parameters(), first_trained_op(model, scope)) {
+        scope_(options.scope),
+        rng_(options.seed),
+        executor_(model.program(), model.parameters(), first_trained_op(model, options.scope)),
+        options_(std::move(options)) {
     const std::string_view head = ctnn::detail::head_prefix<Net>();
-    std::vector<std::pair<std::size_t, std::size_t>> ranges;
+    const auto in_module = [](const std::string& name, const std::string& module) {
+      return ctnn::detail::under(name, module);
+    };
+    for (const auto& [module, scale] : options_.lr_scale)
+      if (!(scale >= 0) || !std::isfinite(scale))
+        throw std::invalid_argument("ctnn: learning-rate multiplier " + std::to_string(scale) + " for '" + module +
+                                    "' must be finite and >= 0");
+    std::vector<TrainableRange> ranges;
     for (const TensorInfo& t : model.tensors()) {
-      const bool in_scope = scope == Scope::whole_network || ctnn::detail::under(t.name, head);
-      if (t.trainable() && in_scope) ranges.emplace_back(t.offset, t.size);
+      const bool in_scope = scope_ == Scope::whole_network || ctnn::detail::under(t.name, head);
+      if (!t.trainable() || !in_scope) continue;
+      if (std::any_of(options_.frozen.begin(), options_.frozen.end(), [&](const std::string& m) { return in_module(t.name, m); }))
+        continue;
+      TrainableRange r{t.offset, t.size};
+      for (const auto& [module, scale] : options_.lr_scale)
+        if (in_module(t.name, module)) r.lr_scale = scale;  // the last matching group wins
+      const bool norm_or_bias = t.role == TensorRole::bn_weight || t.role == TensorRole::bn_bias ||
+                                t.role == TensorRole::conv_bias || t.role == TensorRole::linear_bias;
+      r.weight_decay = options_.decay_norm_and_bias || !norm_or_bias;
+      ranges.push_back(r);
     }
+    for (const std::string& m : options_.frozen)
+      if (std::none_of(model.tensors().begin(), model.tensors().end(), [&](const TensorInfo& t) { return in_module(t.name, m); }))
+        throw std::invalid_argument("ctnn: cannot freeze '" + m + "': the model has no module of that name");
     executor_.set_trainable(std::move(ranges));
   }
 
@@ -91,8 +131,13 @@ class Trainer {
     const ConstTensorView input = scope_ == Scope::head_only ? model_features(images) : images;
     SplitMix64 unused(0);
     const ConstTensorView y = executor_.forward(input, Mode::eval, unused);
-    return Loss::value(y, targets, executor_.output_gradient());
+    return Loss::value(y, targets, executor_.output_gradient(), options_.loss);
   }
+
+  // The learning rate the next step will use.
+  double learning_rate() const { return options_.schedule ? options_.schedule->at(optimizer_.steps) : optimizer_.lr; }
+  // The gradient norm of the last step, before clipping.
+  double gradient_norm() const { return last_norm_; }
 
   // Gradients of the last step, in the model's arena layout (for inspection and tests).
   std::span<const float> gradients() const { return executor_.gradients(); }
@@ -127,9 +172,15 @@ class Trainer {
     // Training mode for the ops being trained (Dropout draws masks, BatchNorm uses batch
     // statistics); a frozen backbone already ran in eval mode to produce the features.
     const ConstTensorView y = executor_.forward(input, Mode::train, rng_);
-    const double value = Loss::value(y, targets, executor_.output_gradient());
+    const double value = Loss::value(y, targets, executor_.output_gradient(), options_.loss);
     executor_.backward();
-    executor_.apply(optimizer_);
+    if (options_.schedule) optimizer_.lr = options_.schedule->at(optimizer_.steps);
+    double scale = 1;
+    if (options_.clip_grad_norm > 0) {  // PyTorch: max_norm / (norm + 1e-6), never above 1
+      last_norm_ = executor_.gradient_norm();
+      scale = std::min(1.0, options_.clip_grad_norm / (last_norm_ + 1e-6));
+    }
+    executor_.apply(optimizer_, scale);
     if (sync_every_step_) sync_model();
     return value;
   }
@@ -139,6 +190,8 @@ class Trainer {
   Scope scope_;
   SplitMix64 rng_;
   Executor executor_;
+  TrainOptions options_;
+  double last_norm_ = 0;
   bool sync_every_step_ = true;
   std::optional<typename Model<Net, Backend>::Context> ctx_;
   Capacity capacity_{};
@@ -149,6 +202,10 @@ template <class Loss, class Net, class Backend, class Opt>
 Trainer<Loss, Net, Backend, Opt> make_trainer(Model<Net, Backend>& model, Opt optimizer,
                                               Scope scope = Scope::whole_network, std::uint64_t seed = 0) {
   return Trainer<Loss, Net, Backend, Opt>(model, std::move(optimizer), scope, seed);
+}
+template <class Loss, class Net, class Backend, class Opt>
+Trainer<Loss, Net, Backend, Opt> make_trainer(Model<Net, Backend>& model, Opt optimizer, TrainOptions options) {
+  return Trainer<Loss, Net, Backend, Opt>(model, std::move(optimizer), std::move(options));
 }
 
 }  // namespace ctnn::train

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -42,8 +43,16 @@ class Reference::TrainingExecutor {
   std::span<const float> gradients() const { return grads_; }
   // Copies parameters and BatchNorm statistics back into a model's arena.
   void write_parameters(std::span<float> arena) const { std::copy(params_.begin(), params_.end(), arena.begin()); }
-  // The parameters the optimiser moves: [offset, offset + size) ranges of the arena.
-  void set_trainable(std::vector<std::pair<std::size_t, std::size_t>> ranges) { trainable_ = std::move(ranges); }
+  // The parameters the optimiser moves, with their groups' settings.
+  void set_trainable(std::vector<train::TrainableRange> ranges) { trainable_ = std::move(ranges); }
+
+  // The L2 norm of the trainable parameters' gradients (for clipping), in double.
+  double gradient_norm() const {
+    double sum = 0;
+    for (const train::TrainableRange& r : trainable_)
+      for (std::size_t i = r.offset; i < r.offset + r.size; ++i) sum += double(grads_[i]) * grads_[i];
+    return std::sqrt(sum);
+  }
 
   // Training mode: BatchNorm normalises with batch statistics and moves its
   // running ones, Dropout draws masks from `rng`. Eval mode: running
@@ -136,14 +145,20 @@ class Reference::TrainingExecutor {
     }
   }
 
-  // One optimiser step over the trainable parameters.
+  // One optimiser step over the trainable parameters, with the gradients
+  // multiplied by `gradient_scale` (clipping).
   template <train::Optimizer O>
-  void apply(O& optimizer) {
+  void apply(O& optimizer, double gradient_scale = 1) {
     optimizer.begin_step();
     const auto k = static_cast<std::size_t>(optimizer.state_size());
     if (state_.size() < k * params_.size()) state_.resize(k * params_.size(), 0.f);  // once, on the first step
-    for (const auto& [offset, size] : trainable_)
-      for (std::size_t i = offset; i < offset + size; ++i) optimizer.update(params_[i], grads_[i], state_.data() + k * i);
+    for (const train::TrainableRange& r : trainable_) {
+      const double lr = optimizer.lr * r.lr_scale, decay = r.weight_decay ? optimizer.weight_decay : 0.0;
+      for (std::size_t i = r.offset; i < r.offset + r.size; ++i) {
+        const float g = gradient_scale == 1 ? grads_[i] : static_cast<float>(grads_[i] * gradient_scale);
+        optimizer.update(params_[i], g, state_.data() + k * i, lr, decay);
+      }
+    }
   }
 
  private:
@@ -202,7 +217,7 @@ class Reference::TrainingExecutor {
   Program program_;
   train::Tape tape_;
   std::vector<float> params_, grads_, state_;
-  std::vector<std::pair<std::size_t, std::size_t>> trainable_;
+  std::vector<train::TrainableRange> trainable_;
   std::vector<Extents> extents_;
   std::vector<AlignedBuffer> slots_;
   std::vector<Saved> saved_;
