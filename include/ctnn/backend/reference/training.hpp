@@ -1,231 +1,110 @@
-// The reference backend's training executor: the oracle for every faster
-// backend's training. Kernels are in ops.hpp; which buffers hold what, and the
-// gradient fan-in, are the tape's (train/tape.hpp).
+// The reference backend's training kernels and executor: the oracle for
+// every faster backend's training. The kernels are ops.hpp's (plain loops,
+// double accumulation); the executor is the shared tape walker
+// (train/tape_executor.hpp).
 #pragma once
 
 #include <algorithm>
-#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <span>
-#include <utility>
 #include <vector>
 
 #include "ctnn/backend/reference/ops.hpp"
 #include "ctnn/backend/reference/reference.hpp"
-#include "ctnn/ir/extents.hpp"
-#include "ctnn/ir/validate.hpp"
-#include "ctnn/train/optim.hpp"
-#include "ctnn/train/tape.hpp"
+#include "ctnn/train/tape_executor.hpp"
 
 namespace ctnn::backend {
 
-// Trains ops [begin, end) of a Program: forward keeping what backward needs
-// (train/tape.hpp decides which buffers), backward into parameter
-// gradients, and the optimiser's rule over the trainable parameters. It
-// owns parameters, BatchNorm statistics, gradients and optimiser state in
-// the model's arena layout; write_parameters() copies them back. Buffers
-// are sized on the first step of a shape: later steps allocate nothing.
-class Reference::TrainingExecutor {
- public:
-  TrainingExecutor(const Program& program, std::span<const float> params, std::size_t begin = 0)
-      : program_(program), tape_(train::make_tape(program_, begin, program_.ops.size())),
-        params_(params.begin(), params.end()), grads_(params.size(), 0.f) {
-    validate(program_, params.size(), "ctnn reference backend");
-    extents_.resize(tape_.values());
-    saved_.resize(tape_.ops.size());
-    batches_.assign(tape_.ops.size(), 0);
-  }
+struct ReferenceTrainingKernels {
+  std::vector<double> plane;  // conv accumulation scratch
 
-  const train::Tape& tape() const { return tape_; }
-  std::size_t first_op() const { return tape_.begin; }
-  std::span<const float> parameters() const { return params_; }
-  std::span<const float> gradients() const { return grads_; }
-  // Copies parameters and BatchNorm statistics back into a model's arena.
-  void write_parameters(std::span<float> arena) const { std::copy(params_.begin(), params_.end(), arena.begin()); }
-  // The parameters the optimiser moves, with their groups' settings.
-  void set_trainable(std::vector<train::TrainableRange> ranges) { trainable_ = std::move(ranges); }
-
-  // The L2 norm of the trainable parameters' gradients (for clipping), in double.
-  double gradient_norm() const {
-    double sum = 0;
-    for (const train::TrainableRange& r : trainable_)
-      for (std::size_t i = r.offset; i < r.offset + r.size; ++i) sum += double(grads_[i]) * grads_[i];
-    return std::sqrt(sum);
-  }
-
-  // Training mode: BatchNorm normalises with batch statistics and moves its
-  // running ones, Dropout draws masks from `rng`. Eval mode: running
-  // statistics, no dropout (what the loss of a validation batch needs).
-  ConstTensorView forward(ConstTensorView input, train::Mode mode, SplitMix64& rng) {
-    reserve(input.shape);
-    input_ = input;
-    mode_ = mode;
-    float* params = params_.data();
-    for (std::size_t k = 0; k < tape_.ops.size(); ++k) {
-      const train::TapeOp& to = tape_.ops[k];
-      const Op& op = program_.ops[to.op];
-      const ConstTensorView x = value(to.in);
-      const TensorView y = value(to.out);
-      Saved& s = saved_[k];
-      namespace r = reference_ops;
-      switch (op.kind) {
-        case OpKind::conv:
-        case OpKind::grouped_conv: r::conv_forward(op, x, y, params, plane_); break;
-        case OpKind::batch_norm: {
-          const bool batch = mode == train::Mode::train;
-          double factor = op.momentum;
-          if (batch && op.momentum < 0) factor = 1.0 / static_cast<double>(++batches_[k]);  // cumulative average
-          r::batch_norm_train_forward(op, x, y, params, batch, factor, s.statistics.data());
-          break;
-        }
-        case OpKind::relu: r::relu_forward(x, y); break;
-        case OpKind::max_pool: r::max_pool_forward(op, x, y, s.argmax.data()); break;
-        case OpKind::global_avg_pool: r::global_avg_pool_forward(x, y); break;
-        case OpKind::linear: r::linear_forward(op, x, y, params); break;
-        case OpKind::sigmoid: r::sigmoid_forward(x, y); break;
-        case OpKind::softmax: r::softmax_forward(x, y); break;
-        case OpKind::dropout:
-          s.masked = mode == train::Mode::train && op.dropout_p > 0;
-          if (s.masked)
-            r::dropout_train_forward(op, x, y, rng, s.mask.data());
-          else if (x.data != y.data)
-            std::copy(x.data, x.data + x.size(), y.data);
-          break;
-        case OpKind::add: r::add_forward(x, value(to.res), y); break;
-      }
+  void reserve(const Program& p, const train::Tape& t, std::span<const Extents> e) {
+    std::size_t floats = 0;
+    for (const train::TapeOp& to : t.ops) {
+      const OpKind k = p.ops[to.op].kind;
+      if (k != OpKind::conv && k != OpKind::grouped_conv) continue;
+      const Extents& in = e[static_cast<std::size_t>(to.in)];
+      const Extents& out = e[static_cast<std::size_t>(to.out)];
+      floats = std::max({floats, in.h * in.w, out.h * out.w});
     }
-    return value(tape_.output);
+    if (plane.size() < floats) plane.resize(floats);
   }
 
-  // Where the loss writes dLoss/d(output), before backward().
-  TensorView output_gradient() { return value(tape_.d_output); }
-
-  // Parameter gradients of the last forward pass (cleared first).
-  void backward() {
-    std::fill(grads_.begin(), grads_.end(), 0.f);
-    const float* params = params_.data();
-    float* grads = grads_.data();
-    for (std::size_t k = tape_.ops.size(); k-- > 0;) {
-      const train::TapeOp& to = tape_.ops[k];
-      const Op& op = program_.ops[to.op];
-      const Saved& s = saved_[k];
-      const ConstTensorView dy = value(to.d_out);
-      const TensorView dx = to.d_in == train::no_value ? TensorView{} : value(to.d_in);
-      const bool acc = to.accumulate_in;
-      namespace r = reference_ops;
-      switch (op.kind) {
-        case OpKind::conv:
-        case OpKind::grouped_conv:
-          r::conv_backward_weights(op, value(to.in), dy, grads);
-          if (dx.data) r::conv_backward_data(op, dy, dx, acc, params, plane_);
-          break;
-        case OpKind::batch_norm:
-          r::batch_norm_backward(op, value(to.in), dy, dx, acc, params, grads, mode_ == train::Mode::train,
-                                 s.statistics.data());
-          break;
-        case OpKind::linear:
-          r::linear_backward_weights(op, value(to.in), dy, grads);
-          if (dx.data) r::linear_backward_data(op, dy, dx, acc, params);
-          break;
-        default:
-          if (!dx.data) break;  // nothing upstream to receive it
-          switch (op.kind) {
-            case OpKind::relu: r::relu_backward(value(to.out), dy, dx, acc); break;
-            case OpKind::sigmoid: r::sigmoid_backward(value(to.out), dy, dx, acc); break;
-            case OpKind::softmax: r::softmax_backward(value(to.out), dy, dx, acc); break;
-            case OpKind::max_pool: r::max_pool_backward(dy, dx, acc, s.argmax.data()); break;
-            case OpKind::global_avg_pool: r::global_avg_pool_backward(dy, dx, acc); break;
-            case OpKind::dropout: r::dropout_backward(dy, dx, acc, s.masked ? s.mask.data() : nullptr); break;
-            case OpKind::add: r::pass_gradient(dy, dx, acc); break;
-            default: break;
-          }
-      }
-      if (to.d_res != train::no_value) r::pass_gradient(dy, value(to.d_res), to.accumulate_res);
-    }
+  void conv_forward(const Op& op, ConstTensorView x, TensorView y, const float* params) {
+    reference_ops::conv_forward(op, x, y, params, plane);
   }
+  void conv_backward(const Op& op, ConstTensorView x, ConstTensorView dy, TensorView dx, bool acc, const float* params,
+                     float* grads) {
+    reference_ops::conv_backward_weights(op, x, dy, grads);
+    if (dx.data) reference_ops::conv_backward_data(op, dy, dx, acc, params, plane);
+  }
+  void linear_forward(const Op& op, ConstTensorView x, TensorView y, const float* params) {
+    reference_ops::linear_forward(op, x, y, params);
+  }
+  void linear_backward(const Op& op, ConstTensorView x, ConstTensorView dy, TensorView dx, bool acc,
+                       const float* params, float* grads) {
+    reference_ops::linear_backward_weights(op, x, dy, grads);
+    if (dx.data) reference_ops::linear_backward_data(op, dy, dx, acc, params);
+  }
+  void batch_norm_forward(const Op& op, ConstTensorView x, TensorView y, float* params, bool batch, double factor,
+                          double* saved) {
+    reference_ops::batch_norm_train_forward(op, x, y, params, batch, factor, saved);
+  }
+  void batch_norm_backward(const Op& op, ConstTensorView x, ConstTensorView dy, TensorView dx, bool acc,
+                           const float* params, float* grads, bool batch, const double* saved) {
+    reference_ops::batch_norm_backward(op, x, dy, dx, acc, params, grads, batch, saved);
+  }
+  void relu_forward(ConstTensorView x, TensorView y) { reference_ops::relu_forward(x, y); }
+  void relu_backward(ConstTensorView y, ConstTensorView dy, TensorView dx, bool acc) {
+    reference_ops::relu_backward(y, dy, dx, acc);
+  }
+  void sigmoid_forward(ConstTensorView x, TensorView y) { reference_ops::sigmoid_forward(x, y); }
+  void sigmoid_backward(ConstTensorView y, ConstTensorView dy, TensorView dx, bool acc) {
+    reference_ops::sigmoid_backward(y, dy, dx, acc);
+  }
+  void softmax_forward(ConstTensorView x, TensorView y) { reference_ops::softmax_forward(x, y); }
+  void softmax_backward(ConstTensorView y, ConstTensorView dy, TensorView dx, bool acc) {
+    reference_ops::softmax_backward(y, dy, dx, acc);
+  }
+  void max_pool_forward(const Op& op, ConstTensorView x, TensorView y, std::uint32_t* argmax) {
+    reference_ops::max_pool_forward(op, x, y, argmax);
+  }
+  void max_pool_backward(ConstTensorView dy, TensorView dx, bool acc, const std::uint32_t* argmax) {
+    reference_ops::max_pool_backward(dy, dx, acc, argmax);
+  }
+  void global_avg_pool_forward(ConstTensorView x, TensorView y) { reference_ops::global_avg_pool_forward(x, y); }
+  void global_avg_pool_backward(ConstTensorView dy, TensorView dx, bool acc) {
+    reference_ops::global_avg_pool_backward(dy, dx, acc);
+  }
+  void dropout_forward(const Op& op, ConstTensorView x, TensorView y, SplitMix64& rng, float* mask) {
+    reference_ops::dropout_train_forward(op, x, y, rng, mask);
+  }
+  void dropout_backward(ConstTensorView dy, TensorView dx, bool acc, const float* mask) {
+    reference_ops::dropout_backward(dy, dx, acc, mask);
+  }
+  void add_forward(ConstTensorView x, ConstTensorView r, TensorView y) { reference_ops::add_forward(x, r, y); }
+  void pass_gradient(ConstTensorView dy, TensorView dx, bool acc) { reference_ops::pass_gradient(dy, dx, acc); }
 
-  // One optimiser step over the trainable parameters, with the gradients
-  // multiplied by `gradient_scale` (clipping).
-  template <train::Optimizer O>
-  void apply(O& optimizer, double gradient_scale = 1) {
-    optimizer.begin_step();
+  // The optimiser's rule, one parameter after another.
+  template <class O>
+  void apply(const O& optimizer, const std::vector<train::TrainableRange>& ranges, float* params, const float* grads,
+             float* state, double gradient_scale) {
     const auto k = static_cast<std::size_t>(optimizer.state_size());
-    if (state_.size() < k * params_.size()) state_.resize(k * params_.size(), 0.f);  // once, on the first step
-    for (const train::TrainableRange& r : trainable_) {
+    for (const train::TrainableRange& r : ranges) {
       const double lr = optimizer.lr * r.lr_scale, decay = r.weight_decay ? optimizer.weight_decay : 0.0;
       for (std::size_t i = r.offset; i < r.offset + r.size; ++i) {
-        const float g = gradient_scale == 1 ? grads_[i] : static_cast<float>(grads_[i] * gradient_scale);
-        optimizer.update(params_[i], g, state_.data() + k * i, lr, decay);
+        const float g = gradient_scale == 1 ? grads[i] : static_cast<float>(grads[i] * gradient_scale);
+        optimizer.update(params[i], g, state + k * i, lr, decay);
       }
     }
   }
+};
 
- private:
-  struct Saved {
-    std::vector<double> statistics;  // batch_norm: per channel mean, 1/std
-    std::vector<std::uint32_t> argmax;  // max_pool: index in the input plane
-    std::vector<float> mask;         // dropout: 0 or 1/(1-p) per element
-    bool masked = false;
-  };
-
-  TensorView value(int v) {
-    const Extents& e = extents_[static_cast<std::size_t>(v)];
-    if (v == tape_.input) return {const_cast<float*>(input_.data), e};
-    const int slot = tape_.slots.slot_of[static_cast<std::size_t>(tape_.buffer[static_cast<std::size_t>(v)])];
-    return {slots_[static_cast<std::size_t>(slot)].data(), e};
-  }
-
-  // Sizes every buffer for `input`; allocates only when a shape outgrows them.
-  void reserve(Extents input) {
-    if (input == reserved_) return;
-    extents_[0] = input;
-    for (const train::TapeOp& to : tape_.ops) {
-      const Op& op = program_.ops[to.op];
-      extents_[static_cast<std::size_t>(to.out)] = out_extents(op, extents_[static_cast<std::size_t>(to.in)], input);
-    }
-    // Gradients have their activation's extents.
-    for (const train::TapeOp& to : tape_.ops)
-      for (auto [a, d] : {std::pair{to.in, to.d_in}, std::pair{to.out, to.d_out}, std::pair{to.res, to.d_res}})
-        if (d != train::no_value) extents_[static_cast<std::size_t>(d)] = extents_[static_cast<std::size_t>(a)];
-    slots_.resize(static_cast<std::size_t>(tape_.slots.slots));
-    for (std::size_t v = 1; v < tape_.values(); ++v) {
-      const int b = tape_.buffer[v];
-      if (b < 0) continue;
-      slots_[static_cast<std::size_t>(tape_.slots.slot_of[static_cast<std::size_t>(b)])].reserve(extents_[v].count());
-    }
-    std::size_t plane = 0;
-    for (std::size_t k = 0; k < tape_.ops.size(); ++k) {
-      const train::TapeOp& to = tape_.ops[k];
-      const Op& op = program_.ops[to.op];
-      const Extents& in = extents_[static_cast<std::size_t>(to.in)];
-      const Extents& out = extents_[static_cast<std::size_t>(to.out)];
-      Saved& s = saved_[k];
-      switch (op.kind) {
-        case OpKind::conv:
-        case OpKind::grouped_conv: plane = std::max({plane, in.h * in.w, out.h * out.w}); break;
-        case OpKind::batch_norm: s.statistics.resize(2 * in.c); break;
-        case OpKind::max_pool: s.argmax.resize(std::max(s.argmax.size(), out.count())); break;
-        case OpKind::dropout: s.mask.resize(std::max(s.mask.size(), out.count())); break;
-        default: break;
-      }
-    }
-    if (plane_.size() < plane) plane_.resize(plane);
-    reserved_ = input;
-  }
-
-  Program program_;
-  train::Tape tape_;
-  std::vector<float> params_, grads_, state_;
-  std::vector<train::TrainableRange> trainable_;
-  std::vector<Extents> extents_;
-  std::vector<AlignedBuffer> slots_;
-  std::vector<Saved> saved_;
-  std::vector<long> batches_;  // per op: batches seen, for a cumulative-average BatchNorm
-  std::vector<double> plane_;
-  ConstTensorView input_{};
-  Extents reserved_{};
-  train::Mode mode_ = train::Mode::train;
+class Reference::TrainingExecutor : public train::TapeExecutor<ReferenceTrainingKernels> {
+ public:
+  TrainingExecutor(const Program& program, std::span<const float> params, std::size_t begin = 0)
+      : TapeExecutor(program, params, begin, "ctnn reference backend") {}
 };
 
 }  // namespace ctnn::backend

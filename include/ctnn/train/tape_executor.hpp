@@ -1,0 +1,232 @@
+// The training executor's skeleton, shared by every backend: it walks the
+// tape (tape.hpp) forward and backward, owns parameters, BatchNorm
+// statistics, gradients and optimiser state in the model's arena layout, and
+// keeps what each op's backward needs (batch statistics, integer max-pool
+// indices, dropout masks). It holds no kernel: `Kernels` (one set per
+// backend) computes every op on NCHW values and runs the optimiser's rule.
+// Buffers are sized on the first step of a shape; later steps allocate
+// nothing (as long as the kernels do not).
+//
+// Kernels provide, for NCHW views (dx may be empty: no gradient wanted):
+//   reserve(program, tape, extents)                 scratch for these extents
+//   conv_forward(op, x, y, params)                  conv and grouped_conv
+//   conv_backward(op, x, dy, dx, accumulate, params, grads)
+//   linear_forward / linear_backward                the same for Linear
+//   batch_norm_forward(op, x, y, params, batch_statistics, factor, saved)
+//   batch_norm_backward(op, x, dy, dx, accumulate, params, grads, batch_statistics, saved)
+//   relu/sigmoid/softmax _forward(x, y), _backward(y, dy, dx, accumulate)
+//   max_pool_forward(op, x, y, argmax), max_pool_backward(dy, dx, accumulate, argmax)
+//   global_avg_pool_forward(x, y), global_avg_pool_backward(dy, dx, accumulate)
+//   dropout_forward(op, x, y, rng, mask), dropout_backward(dy, dx, accumulate, mask or null)
+//   add_forward(x, residual, y), pass_gradient(dy, dx, accumulate)
+//   apply(optimizer, ranges, params, grads, state, gradient_scale)
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <utility>
+#include <vector>
+
+#include "ctnn/core/init.hpp"
+#include "ctnn/core/tensor.hpp"
+#include "ctnn/ir/extents.hpp"
+#include "ctnn/ir/validate.hpp"
+#include "ctnn/train/optim.hpp"
+#include "ctnn/train/tape.hpp"
+
+namespace ctnn::train {
+
+template <class Kernels>
+class TapeExecutor {
+ public:
+  TapeExecutor(const Program& program, std::span<const float> params, std::size_t begin, const char* backend)
+      : program_(program), tape_(make_tape(program_, begin, program_.ops.size())),
+        params_(params.begin(), params.end()), grads_(params.size(), 0.f) {
+    validate(program_, params.size(), backend);
+    extents_.resize(tape_.values());
+    saved_.resize(tape_.ops.size());
+    batches_.assign(tape_.ops.size(), 0);
+  }
+
+  const Tape& tape() const { return tape_; }
+  std::size_t first_op() const { return tape_.begin; }
+  std::span<const float> parameters() const { return params_; }
+  std::span<const float> gradients() const { return grads_; }
+  // Copies parameters and BatchNorm statistics back into a model's arena.
+  void write_parameters(std::span<float> arena) const { std::copy(params_.begin(), params_.end(), arena.begin()); }
+  // The parameters the optimiser moves, with their groups' settings.
+  void set_trainable(std::vector<TrainableRange> ranges) { trainable_ = std::move(ranges); }
+
+  // The L2 norm of the trainable parameters' gradients (for clipping), in double.
+  double gradient_norm() const {
+    double sum = 0;
+    for (const TrainableRange& r : trainable_)
+      for (std::size_t i = r.offset; i < r.offset + r.size; ++i) sum += double(grads_[i]) * grads_[i];
+    return std::sqrt(sum);
+  }
+
+  // Training mode: BatchNorm normalises with batch statistics and moves its
+  // running ones, Dropout draws masks from `rng`. Eval mode: running
+  // statistics, no dropout (what the loss of a validation batch needs).
+  ConstTensorView forward(ConstTensorView input, Mode mode, SplitMix64& rng) {
+    reserve(input.shape);
+    input_ = input;
+    mode_ = mode;
+    float* params = params_.data();
+    for (std::size_t k = 0; k < tape_.ops.size(); ++k) {
+      const TapeOp& to = tape_.ops[k];
+      const Op& op = program_.ops[to.op];
+      const ConstTensorView x = value(to.in);
+      const TensorView y = value(to.out);
+      Saved& s = saved_[k];
+      Kernels& r = kernels_;
+      switch (op.kind) {
+        case OpKind::conv:
+        case OpKind::grouped_conv: r.conv_forward(op, x, y, params); break;
+        case OpKind::batch_norm: {
+          const bool batch = mode == Mode::train;
+          double factor = op.momentum;
+          if (batch && op.momentum < 0) factor = 1.0 / static_cast<double>(++batches_[k]);  // cumulative average
+          r.batch_norm_forward(op, x, y, params, batch, factor, s.statistics.data());
+          break;
+        }
+        case OpKind::relu: r.relu_forward(x, y); break;
+        case OpKind::max_pool: r.max_pool_forward(op, x, y, s.argmax.data()); break;
+        case OpKind::global_avg_pool: r.global_avg_pool_forward(x, y); break;
+        case OpKind::linear: r.linear_forward(op, x, y, params); break;
+        case OpKind::sigmoid: r.sigmoid_forward(x, y); break;
+        case OpKind::softmax: r.softmax_forward(x, y); break;
+        case OpKind::dropout:
+          s.masked = mode == Mode::train && op.dropout_p > 0;
+          if (s.masked)
+            r.dropout_forward(op, x, y, rng, s.mask.data());
+          else if (x.data != y.data)
+            std::copy(x.data, x.data + x.size(), y.data);
+          break;
+        case OpKind::add: r.add_forward(x, value(to.res), y); break;
+      }
+    }
+    return value(tape_.output);
+  }
+
+  // Where the loss writes dLoss/d(output), before backward().
+  TensorView output_gradient() { return value(tape_.d_output); }
+
+  // Parameter gradients of the last forward pass (cleared first).
+  void backward() {
+    std::fill(grads_.begin(), grads_.end(), 0.f);
+    const float* params = params_.data();
+    float* grads = grads_.data();
+    for (std::size_t k = tape_.ops.size(); k-- > 0;) {
+      const TapeOp& to = tape_.ops[k];
+      const Op& op = program_.ops[to.op];
+      const Saved& s = saved_[k];
+      const ConstTensorView dy = value(to.d_out);
+      const TensorView dx = to.d_in == no_value ? TensorView{} : value(to.d_in);
+      const bool acc = to.accumulate_in;
+      Kernels& r = kernels_;
+      switch (op.kind) {
+        case OpKind::conv:
+        case OpKind::grouped_conv: r.conv_backward(op, value(to.in), dy, dx, acc, params, grads); break;
+        case OpKind::batch_norm:
+          r.batch_norm_backward(op, value(to.in), dy, dx, acc, params, grads, mode_ == Mode::train,
+                                s.statistics.data());
+          break;
+        case OpKind::linear: r.linear_backward(op, value(to.in), dy, dx, acc, params, grads); break;
+        default:
+          if (!dx.data) break;  // nothing upstream to receive it
+          switch (op.kind) {
+            case OpKind::relu: r.relu_backward(value(to.out), dy, dx, acc); break;
+            case OpKind::sigmoid: r.sigmoid_backward(value(to.out), dy, dx, acc); break;
+            case OpKind::softmax: r.softmax_backward(value(to.out), dy, dx, acc); break;
+            case OpKind::max_pool: r.max_pool_backward(dy, dx, acc, s.argmax.data()); break;
+            case OpKind::global_avg_pool: r.global_avg_pool_backward(dy, dx, acc); break;
+            case OpKind::dropout: r.dropout_backward(dy, dx, acc, s.masked ? s.mask.data() : nullptr); break;
+            case OpKind::add: r.pass_gradient(dy, dx, acc); break;
+            default: break;
+          }
+      }
+      if (to.d_res != no_value) r.pass_gradient(dy, value(to.d_res), to.accumulate_res);
+    }
+  }
+
+  // One optimiser step over the trainable parameters, with the gradients
+  // multiplied by `gradient_scale` (clipping); the backend's kernels run the rule.
+  template <Optimizer O>
+  void apply(O& optimizer, double gradient_scale = 1) {
+    optimizer.begin_step();
+    const auto k = static_cast<std::size_t>(optimizer.state_size());
+    if (state_.size() < k * params_.size()) state_.resize(k * params_.size(), 0.f);  // once, on the first step
+    kernels_.apply(optimizer, trainable_, params_.data(), grads_.data(), state_.data(), gradient_scale);
+  }
+
+  Kernels& kernels() { return kernels_; }
+
+ private:
+  struct Saved {
+    std::vector<double> statistics;  // batch_norm: per channel mean, 1/std
+    std::vector<std::uint32_t> argmax;  // max_pool: index in the input plane
+    std::vector<float> mask;         // dropout: 0 or 1/(1-p) per element
+    bool masked = false;
+  };
+
+  TensorView value(int v) {
+    const Extents& e = extents_[static_cast<std::size_t>(v)];
+    if (v == tape_.input) return {const_cast<float*>(input_.data), e};
+    const int slot = tape_.slots.slot_of[static_cast<std::size_t>(tape_.buffer[static_cast<std::size_t>(v)])];
+    return {slots_[static_cast<std::size_t>(slot)].data(), e};
+  }
+
+  // Sizes every buffer for `input`; allocates only when a shape outgrows them.
+  void reserve(Extents input) {
+    if (input == reserved_) return;
+    extents_[0] = input;
+    for (const TapeOp& to : tape_.ops) {
+      const Op& op = program_.ops[to.op];
+      extents_[static_cast<std::size_t>(to.out)] = out_extents(op, extents_[static_cast<std::size_t>(to.in)], input);
+    }
+    // Gradients have their activation's extents.
+    for (const TapeOp& to : tape_.ops)
+      for (auto [a, d] : {std::pair{to.in, to.d_in}, std::pair{to.out, to.d_out}, std::pair{to.res, to.d_res}})
+        if (d != no_value) extents_[static_cast<std::size_t>(d)] = extents_[static_cast<std::size_t>(a)];
+    slots_.resize(static_cast<std::size_t>(tape_.slots.slots));
+    for (std::size_t v = 1; v < tape_.values(); ++v) {
+      const int b = tape_.buffer[v];
+      if (b < 0) continue;
+      slots_[static_cast<std::size_t>(tape_.slots.slot_of[static_cast<std::size_t>(b)])].reserve(extents_[v].count());
+    }
+    for (std::size_t k = 0; k < tape_.ops.size(); ++k) {
+      const TapeOp& to = tape_.ops[k];
+      const Op& op = program_.ops[to.op];
+      const Extents& in = extents_[static_cast<std::size_t>(to.in)];
+      const Extents& out = extents_[static_cast<std::size_t>(to.out)];
+      Saved& s = saved_[k];
+      switch (op.kind) {
+        case OpKind::batch_norm: s.statistics.resize(2 * in.c); break;
+        case OpKind::max_pool: s.argmax.resize(std::max(s.argmax.size(), out.count())); break;
+        case OpKind::dropout: s.mask.resize(std::max(s.mask.size(), out.count())); break;
+        default: break;
+      }
+    }
+    kernels_.reserve(program_, tape_, extents_);
+    reserved_ = input;
+  }
+
+  Program program_;
+  Tape tape_;
+  std::vector<float> params_, grads_, state_;
+  std::vector<TrainableRange> trainable_;
+  std::vector<Extents> extents_;
+  std::vector<AlignedBuffer> slots_;
+  std::vector<Saved> saved_;
+  std::vector<long> batches_;  // per op: batches seen, for a cumulative-average BatchNorm
+  Kernels kernels_;
+  ConstTensorView input_{};
+  Extents reserved_{};
+  Mode mode_ = Mode::train;
+};
+
+}  // namespace ctnn::train
