@@ -2,6 +2,14 @@
 //
 //   ctnn-bench --model resnet18|resnet34|resnet50 --batch B --threads T --runs N
 //              [--warmup W] [--size 224] [--json] [--direct]
+//   ctnn-bench --train --model resnet20|resnet18|resnet50 --batch B [--size S]
+//              [--backend cpu|reference]
+//
+// --train times whole-network training steps (forward, cross-entropy,
+// backward, SGD with Nesterov momentum and weight decay) on random data:
+// images/s and GFLOP/s counting a step as three forward passes. resnet20 is
+// the CIFAR ResNet-20 on one channel (default 28x28, Fashion-MNIST's shape);
+// resnet18/50 take three channels (default 64x64).
 //
 // --direct turns Winograd off (direct convolution everywhere), for comparison.
 // --profile also prints each plan step's median time.
@@ -35,6 +43,9 @@ struct Options {
   bool json = false;
   bool winograd = true;
   bool profile = false;
+  bool train = false;
+  bool size_given = false;
+  std::string backend = "cpu";
 };
 
 [[noreturn]] void usage(const char* why) {
@@ -65,10 +76,12 @@ Options parse(int argc, char** argv) {
     else if (a == "--threads") o.threads = static_cast<int>(number());
     else if (a == "--runs") o.runs = static_cast<int>(number());
     else if (a == "--warmup") o.warmup = static_cast<int>(number());
-    else if (a == "--size") o.size = static_cast<std::size_t>(number());
+    else if (a == "--size") o.size = static_cast<std::size_t>(number()), o.size_given = true;
     else if (a == "--json") o.json = true;
     else if (a == "--direct") o.winograd = false;
     else if (a == "--profile") o.profile = true;
+    else if (a == "--train") o.train = true;
+    else if (a == "--backend") o.backend = value();
     else usage(("unknown option " + a).c_str());
   }
   if (o.batch == 0 || o.size == 0 || o.runs == 0) usage("batch, size and runs must be positive");
@@ -81,8 +94,8 @@ double program_flops(const ctnn::Program& p, ctnn::Extents in) {
   double f = 0;
   for (const ctnn::Op& op : p.ops) {
     const ctnn::Extents& o = e[static_cast<std::size_t>(op.output)];
-    if (op.kind == ctnn::OpKind::conv)
-      f += 2.0 * static_cast<double>(o.count()) * op.in_channels * op.kernel * op.kernel;
+    if (op.kind == ctnn::OpKind::conv || op.kind == ctnn::OpKind::grouped_conv)
+      f += 2.0 * static_cast<double>(o.count()) * (op.in_channels / op.groups) * op.kernel * op.kernel;
     else if (op.kind == ctnn::OpKind::linear)
       f += 2.0 * static_cast<double>(o.count()) * op.in_channels;
   }
@@ -172,6 +185,53 @@ int run(const Options& o) {
   return 0;
 }
 
+template <class Net, class Backend>
+int train(const Options& o) {
+  const std::size_t c = static_cast<std::size_t>(Net::input::shape.c);
+  ctnn::Model<Net, Backend> model(ctnn::Init::torchvision, 0);
+  const ctnn::Extents shape{o.batch, c, o.size, o.size};
+  ctnn::Tensor input(shape);
+  std::mt19937 rng(2);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  for (std::size_t i = 0; i < input.size(); ++i) input.data()[i] = nd(rng);
+  std::vector<int> labels(o.batch);
+  for (std::size_t i = 0; i < o.batch; ++i) labels[i] = static_cast<int>(i % model.classes());
+  auto trainer = ctnn::train::make_trainer<ctnn::train::CrossEntropy>(
+      model, ctnn::train::SGD{.lr = 0.01, .momentum = 0.9, .weight_decay = 5e-4, .nesterov = true});
+  trainer.sync_every_step(false);  // the inference view is refreshed once, not per step
+  for (int i = 0; i < o.warmup; ++i) trainer.step(input, {.classes = labels});
+  std::vector<double> ms;
+  for (int i = 0; i < o.runs; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    trainer.step(input, {.classes = labels});
+    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+  }
+  std::sort(ms.begin(), ms.end());
+  const double median = ms.size() % 2 ? ms[ms.size() / 2] : 0.5 * (ms[ms.size() / 2 - 1] + ms[ms.size() / 2]);
+  const double flops = 3 * program_flops(model.program(), shape);
+  const double gflops = flops / (median * 1e-3) / 1e9, peak = ctnn::bench::fma_peak_gflops(o.threads);
+  const double images = static_cast<double>(o.batch) / (median * 1e-3);
+  if (o.json)
+    std::printf("{\"library\": \"ctnn\", \"mode\": \"train\", \"model\": \"%s\", \"backend\": \"%s\", \"batch\": %zu, "
+                "\"channels\": %zu, \"size\": %zu, \"threads\": %d, \"runs\": %d, \"median_ms\": %.3f, \"min_ms\": %.3f, "
+                "\"max_ms\": %.3f, \"images_per_s\": %.2f, \"gflops\": %.2f, \"percent_of_peak\": %.2f}\n",
+                o.model.c_str(), Backend::name, o.batch, c, o.size, o.threads, o.runs, median, ms.front(), ms.back(),
+                images, gflops, 100.0 * gflops / peak);
+  else
+    std::printf("train %s (%s) batch %zu, %zux%zux%zu, %d threads: step median %.2f ms (min %.2f, max %.2f), "
+                "%.1f images/s, %.1f GFLOP/s = %.1f%% of the %.1f GFLOP/s FMA peak\n",
+                o.model.c_str(), Backend::name, o.batch, c, o.size, o.size, o.threads, median, ms.front(), ms.back(),
+                images, gflops, 100.0 * gflops / peak, peak);
+  return 0;
+}
+
+template <class Net>
+int train_on(const Options& o) {
+  if (o.backend == "cpu") return train<Net, ctnn::backend::Cpu>(o);
+  if (o.backend == "reference") return train<Net, ctnn::backend::Reference>(o);
+  usage(("unknown backend " + o.backend).c_str());
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -183,6 +243,14 @@ int main(int argc, char** argv) {
   o.threads = 1;
 #endif
   try {
+    if (o.train) {
+      if (!o.size_given) o.size = o.model == "resnet20" ? 28 : 64;
+      if (o.model == "resnet20")
+        return train_on<ctnn::ResNet20<ctnn::Linear<64, 10>, ctnn::Image<1, ctnn::dynamic, ctnn::dynamic>>>(o);
+      if (o.model == "resnet18") return train_on<ctnn::ResNet18<ctnn::Linear<512, 10>>>(o);
+      if (o.model == "resnet50") return train_on<ctnn::ResNet50<ctnn::Linear<2048, 10>>>(o);
+      usage(("unknown model for --train " + o.model).c_str());
+    }
     if (o.model == "resnet18") return run<ctnn::ResNet18<>>(o);
     if (o.model == "resnet34") return run<ctnn::ResNet34<>>(o);
     if (o.model == "resnet50") return run<ctnn::ResNet50<>>(o);

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "ctnn/inference.hpp"
+#include "ctnn/backend/cpu/training.hpp"
 #include "ctnn/backend/reference/training.hpp"
 #include "ctnn/io/model_io.hpp"
 #include "ctnn/io/weights.hpp"

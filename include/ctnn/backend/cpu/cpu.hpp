@@ -26,10 +26,6 @@
 #include <thread>
 #include <vector>
 
-#if defined(_OPENMP)
-#include <omp.h>
-#endif
-
 #include "ctnn/backend/cpu/conv.hpp"
 #include "ctnn/backend/cpu/eltwise.hpp"
 #include "ctnn/backend/cpu/layout.hpp"
@@ -53,10 +49,10 @@ struct Backend {
   // The op kinds this backend runs (Model refuses others: CTNN_BACKEND_CANNOT_RUN).
   static constexpr std::uint32_t inference_ops = all_ops;  // grouped_conv included (by channel slices)
   static constexpr std::uint32_t training_ops = all_ops;
-  // Training runs on the reference training executor until this backend has
-  // its own training kernels; after each step only the trained ops are
+  // Training: im2col + GEMM kernels on NCHW values (backend/cpu/training.hpp,
+  // included by <ctnn/ctnn.hpp>); after each step only the trained ops are
   // re-packed for inference (Executor::refresh).
-  using TrainingExecutor = Reference::TrainingExecutor;
+  class TrainingExecutor;  // backend/cpu/training.hpp
 
   class Executor {
    public:
@@ -225,20 +221,7 @@ struct Backend {
       ctx.cap_ = cap;
     }
 
-    // The thread count OpenMP would use here (OMP_NUM_THREADS,
-    // omp_set_num_threads) in a translation unit compiled with OpenMP;
-    // otherwise OMP_NUM_THREADS once, else what the hardware offers.
-    static int max_threads() {
-#if defined(_OPENMP)
-      return std::max(1, omp_get_max_threads());
-#else
-      static const int threads = [] {
-        if (const char* env = std::getenv("OMP_NUM_THREADS"); env && std::atoi(env) > 0) return std::atoi(env);
-        return std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
-      }();
-      return threads;
-#endif
-    }
+    static int max_threads() { return thread_count(); }
 
     bool fits(const Context& ctx) const {
       for (std::size_t v = 0; v < ctx.extents_.size(); ++v) {

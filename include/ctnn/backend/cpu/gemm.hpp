@@ -51,7 +51,7 @@ struct Gemm {
   using vec = typename S::vec;
   static constexpr int W = S::width;
   static constexpr int NR = 2 * W;                     // two vectors of columns
-  static constexpr int MR = S::registers >= 32 ? 12 : 6;  // rows: MR x 2 accumulators + operands fit the registers
+  static constexpr int MR = S::registers >= 32 ? 8 : 6;  // rows: MR x 2 accumulators + operands fit the registers
 
   struct Blocking {
     std::size_t kc = 256, mc = 96;
@@ -186,8 +186,8 @@ struct Gemm {
       return;
     }
     for (int i = 0; i < MR; ++i) {  // an edge tile: through memory
-      S::store(tile + i * NR, acc[i][0]);
-      S::store(tile + i * NR + W, acc[i][1]);
+      store_unaligned(tile + i * NR, acc[i][0]);
+      store_unaligned(tile + i * NR + W, acc[i][1]);
     }
     for (std::size_t i = 0; i < rows; ++i)
       for (std::size_t j = 0; j < cols; ++j) {

@@ -19,6 +19,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
@@ -26,10 +27,29 @@
 #include <type_traits>
 #include <vector>
 
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
+
 #include "ctnn/backend/cpu/simd.hpp"
 
 namespace ctnn::backend::cpu {
 inline namespace CTNN_CPU_ISA {
+
+// The thread count OpenMP would use here (OMP_NUM_THREADS,
+// omp_set_num_threads) in a translation unit compiled with OpenMP; otherwise
+// OMP_NUM_THREADS once, else what the hardware offers.
+inline int thread_count() {
+#if defined(_OPENMP)
+  return std::max(1, omp_get_max_threads());
+#else
+  static const int threads = [] {
+    if (const char* env = std::getenv("OMP_NUM_THREADS"); env && std::atoi(env) > 0) return std::atoi(env);
+    return std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  }();
+  return threads;
+#endif
+}
 
 class ThreadPool {
  public:

@@ -1,0 +1,467 @@
+// The CPU backend's training kernels and executor (Backend<Arch>::TrainingExecutor).
+//
+// Values stay NCHW through forward and backward (the tape and the skeleton
+// are train/tape_executor.hpp's). Convolutions and Linear layers are matrix
+// products (gemm.hpp) on im2col columns:
+//   forward          Y_g  = W_g   x col(X_g)              per image and group
+//   backward-data    dX_g = col2im(W_g^T x dY_g)          per image and group
+//   backward-weights dW_g += dY_g x col(X_g)^T            per chunk of images
+// 1x1 stride-1 convolutions read the activation itself as the column matrix.
+// Work is split over images (and BatchNorm over channels) with the backend's
+// thread pool. The weight gradient is reduced over a fixed number of image
+// chunks, each summed in image order and the chunks added in chunk order, so
+// results are bitwise the same for any thread count.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "ctnn/backend/cpu/cpu.hpp"
+#include "ctnn/backend/cpu/gemm.hpp"
+#include "ctnn/backend/cpu/thread_pool.hpp"
+#include "ctnn/core/init.hpp"
+#include "ctnn/core/tensor.hpp"
+#include "ctnn/train/tape_executor.hpp"
+
+namespace ctnn::backend::cpu {
+inline namespace CTNN_CPU_ISA {
+
+template <class Arch>
+class TrainingKernels {
+  using G = Gemm<Arch>;
+  static constexpr std::size_t weight_chunks = 8;  // fixed: results must not depend on the thread count
+
+ public:
+  TrainingKernels() : threads_(thread_count()), pool_(std::make_unique<ThreadPool>(threads_)) {}
+
+  void reserve(const Program& p, const train::Tape& t, std::span<const Extents> e) {
+    std::size_t col = 0, gemm = 0, weights = 0;
+    for (const train::TapeOp& to : t.ops) {
+      const Op& op = p.ops[to.op];
+      const Extents& in = e[static_cast<std::size_t>(to.in)];
+      const Extents& out = e[static_cast<std::size_t>(to.out)];
+      if (op.kind == OpKind::conv || op.kind == OpKind::grouped_conv) {
+        const Geometry g(op, in, out);
+        col = std::max(col, g.k * g.pixels);
+        gemm = std::max({gemm, G::scratch_floats(g.cout, g.pixels, g.k), G::scratch_floats(g.k, g.pixels, g.cout),
+                         G::scratch_floats(g.cout, g.k, g.pixels)});
+        weights = std::max(weights, weight_floats(op) + static_cast<std::size_t>(op.out_channels));
+      } else if (op.kind == OpKind::linear) {
+        const std::size_t n = in.n, f = in.per_item(), o = static_cast<std::size_t>(op.out_channels);
+        gemm = std::max({gemm, G::scratch_floats(n, o, f), G::scratch_floats(o, f, n), G::scratch_floats(n, f, o)});
+      }
+    }
+    scratch_floats_ = aligned_floats(col) + aligned_floats(gemm);
+    if (scratch_.size() < static_cast<std::size_t>(threads_) * scratch_floats_)
+      scratch_.resize(static_cast<std::size_t>(threads_) * scratch_floats_);
+    chunk_floats_ = aligned_floats(weights);
+    if (partials_.size() < weight_chunks * chunk_floats_) partials_.resize(weight_chunks * chunk_floats_);
+  }
+
+  // ---- conv and grouped_conv ----------------------------------------------------
+
+  void conv_forward(const Op& op, ConstTensorView x, TensorView y, const float* params) {
+    const Geometry g(op, x.shape, y.shape);
+    parallel()(static_cast<long>(x.shape.n), [&](long n, int thread) {
+      float* col = scratch(thread);
+      float* gs = col + aligned_floats(g.k * g.pixels);
+      for (std::size_t grp = 0; grp < g.groups; ++grp) {
+        const MatrixView cols = columns(g, x, static_cast<std::size_t>(n), grp, col);
+        float* out = y.data + (static_cast<std::size_t>(n) * g.out_channels + grp * g.cout) * g.pixels;
+        G::run(g.cout, g.pixels, g.k, {params + op.weight + grp * g.cout * g.k, g.k}, cols, out, g.pixels, false, gs);
+      }
+      if (op.bias != no_param)
+        for (std::size_t c = 0; c < g.out_channels; ++c) {
+          const float b = params[op.bias + c];
+          float* out = y.data + (static_cast<std::size_t>(n) * g.out_channels + c) * g.pixels;
+          for (std::size_t j = 0; j < g.pixels; ++j) out[j] += b;
+        }
+    });
+  }
+
+  void conv_backward(const Op& op, ConstTensorView x, ConstTensorView dy, TensorView dx, bool accumulate,
+                     const float* params, float* grads) {
+    const Geometry g(op, x.shape, dy.shape);
+    const std::size_t images = x.shape.n, chunks = std::min(weight_chunks, images);
+    const std::size_t wfloats = weight_floats(op);
+    // Weight and bias gradients: one partial per chunk of images.
+    parallel()(static_cast<long>(chunks), [&](long c, int thread) {
+      float* col = scratch(thread);
+      float* gs = col + aligned_floats(g.k * g.pixels);
+      float* partial = partials_.data() + static_cast<std::size_t>(c) * chunk_floats_;
+      const std::size_t first = static_cast<std::size_t>(c) * images / chunks;
+      const std::size_t last = (static_cast<std::size_t>(c) + 1) * images / chunks;
+      for (std::size_t n = first; n < last; ++n) {
+        for (std::size_t grp = 0; grp < g.groups; ++grp) {
+          const MatrixView cols = columns(g, x, n, grp, col);
+          const float* grad = dy.data + (n * g.out_channels + grp * g.cout) * g.pixels;
+          // dW_g (cout x k) = dY_g (cout x pixels) x col^T (pixels x k)
+          G::run(g.cout, g.k, g.pixels, {grad, g.pixels}, {cols.data, cols.ld, true}, partial + grp * g.cout * g.k,
+                 g.k, n > first, gs);
+        }
+        if (op.bias != no_param)
+          for (std::size_t oc = 0; oc < g.out_channels; ++oc) {
+            const float* grad = dy.data + (n * g.out_channels + oc) * g.pixels;
+            float sum = 0;
+            for (std::size_t j = 0; j < g.pixels; ++j) sum += grad[j];
+            partial[wfloats + oc] = n > first ? partial[wfloats + oc] + sum : sum;
+          }
+      }
+    });
+    const std::size_t bias = op.bias != no_param ? g.out_channels : 0;
+    for (std::size_t c = 0; c < chunks; ++c) {
+      const float* partial = partials_.data() + c * chunk_floats_;
+      for (std::size_t i = 0; i < wfloats; ++i) grads[op.weight + i] += partial[i];
+      for (std::size_t i = 0; i < bias; ++i) grads[op.bias + i] += partial[wfloats + i];
+    }
+    if (!dx.data) return;
+    // Input gradient: per image, dcol = W_g^T x dY_g, folded back by col2im.
+    parallel()(static_cast<long>(images), [&](long n, int thread) {
+      float* col = scratch(thread);
+      float* gs = col + aligned_floats(g.k * g.pixels);
+      for (std::size_t grp = 0; grp < g.groups; ++grp) {
+        const float* grad = dy.data + (static_cast<std::size_t>(n) * g.out_channels + grp * g.cout) * g.pixels;
+        float* dst = dx.data + (static_cast<std::size_t>(n) * g.in_channels + grp * g.cin) * g.in_area;
+        const MatrixView wt{params + op.weight + grp * g.cout * g.k, g.k, true};
+        if (g.pointwise) {
+          G::run(g.k, g.pixels, g.cout, wt, {grad, g.pixels}, dst, g.pixels, accumulate, gs);
+        } else {
+          G::run(g.k, g.pixels, g.cout, wt, {grad, g.pixels}, col, g.pixels, false, gs);
+          col2im(g, col, dst, accumulate);
+        }
+      }
+    });
+  }
+
+  // ---- linear (W is [out, in]) --------------------------------------------------
+
+  void linear_forward(const Op& op, ConstTensorView x, TensorView y, const float* params) {
+    const std::size_t n = x.shape.n, f = x.shape.per_item(), o = static_cast<std::size_t>(op.out_channels);
+    G::run(n, o, f, {x.data, f}, {params + op.weight, f, true}, y.data, o, false, scratch(0));
+    if (op.bias != no_param)
+      for (std::size_t i = 0; i < n; ++i)
+        for (std::size_t j = 0; j < o; ++j) y.data[i * o + j] += params[op.bias + j];
+  }
+
+  void linear_backward(const Op& op, ConstTensorView x, ConstTensorView dy, TensorView dx, bool accumulate,
+                       const float* params, float* grads) {
+    const std::size_t n = x.shape.n, f = x.shape.per_item(), o = static_cast<std::size_t>(op.out_channels);
+    G::run(o, f, n, {dy.data, o, true}, {x.data, f}, grads + op.weight, f, true, scratch(0));
+    if (op.bias != no_param)
+      for (std::size_t j = 0; j < o; ++j) {
+        float sum = 0;
+        for (std::size_t i = 0; i < n; ++i) sum += dy.data[i * o + j];
+        grads[op.bias + j] += sum;
+      }
+    if (dx.data) G::run(n, f, o, {dy.data, o}, {params + op.weight, f}, dx.data, f, accumulate, scratch(0));
+  }
+
+  // ---- batch_norm (per channel; statistics in double over float plane sums) -----
+
+  void batch_norm_forward(const Op& op, ConstTensorView x, TensorView y, float* params, bool batch, double factor,
+                          double* saved) {
+    const std::size_t area = x.shape.h * x.shape.w, m = x.shape.n * area;
+    parallel()(static_cast<long>(x.shape.c), [&](long ch, int) {
+      const auto c = static_cast<std::size_t>(ch);
+      double mean = params[op.running_mean + c], var = params[op.running_var + c];
+      if (batch) {
+        double sum = 0, squares = 0;
+        for (std::size_t n = 0; n < x.shape.n; ++n) sum += plane_sum(&x(n, c), area);
+        mean = sum / double(m);
+        for (std::size_t n = 0; n < x.shape.n; ++n) squares += plane_squares(&x(n, c), area, static_cast<float>(mean));
+        var = squares / double(m);
+        const double unbiased = m > 1 ? squares / double(m - 1) : var;
+        params[op.running_mean + c] = static_cast<float>((1 - factor) * params[op.running_mean + c] + factor * mean);
+        params[op.running_var + c] = static_cast<float>((1 - factor) * params[op.running_var + c] + factor * unbiased);
+      }
+      const double inv_std = 1.0 / std::sqrt(var + double(op.eps));
+      saved[2 * c] = mean;
+      saved[2 * c + 1] = inv_std;
+      const float scale = static_cast<float>(inv_std * params[op.weight + c]);
+      const float shift = static_cast<float>(params[op.bias + c] - mean * inv_std * params[op.weight + c]);
+      for (std::size_t n = 0; n < x.shape.n; ++n) {
+        const float* src = &x(n, c);
+        float* dst = &y(n, c);
+        for (std::size_t j = 0; j < area; ++j) dst[j] = src[j] * scale + shift;
+      }
+    });
+  }
+
+  void batch_norm_backward(const Op& op, ConstTensorView x, ConstTensorView dy, TensorView dx, bool accumulate,
+                           const float* params, float* grads, bool batch, const double* saved) {
+    const std::size_t area = x.shape.h * x.shape.w, m = x.shape.n * area;
+    parallel()(static_cast<long>(x.shape.c), [&](long ch, int) {
+      const auto c = static_cast<std::size_t>(ch);
+      const double mean = saved[2 * c], inv_std = saved[2 * c + 1], gamma = params[op.weight + c];
+      double sum_dy = 0, sum_dy_x = 0;  // sum dy * xhat = (sum dy * x - mean * sum dy) * inv_std
+      for (std::size_t n = 0; n < x.shape.n; ++n) {
+        const float* g = &dy(n, c);
+        const float* v = &x(n, c);
+        float s = 0, sx = 0;
+        for (std::size_t j = 0; j < area; ++j) s += g[j], sx += g[j] * (v[j] - static_cast<float>(mean));
+        sum_dy += s;
+        sum_dy_x += sx;
+      }
+      const double sum_dy_xhat = sum_dy_x * inv_std;
+      grads[op.weight + c] += static_cast<float>(sum_dy_xhat);
+      grads[op.bias + c] += static_cast<float>(sum_dy);
+      if (!dx.data) return;
+      // dx = gamma * inv_std * (dy - mean(dy) - xhat * mean(dy * xhat)) = a * dy + b * x + d
+      const double k = gamma * inv_std;
+      const double a = k, b = batch ? -k * inv_std * sum_dy_xhat / double(m) : 0.0;
+      const double d = batch ? -k * sum_dy / double(m) - b * mean : 0.0;
+      const float fa = static_cast<float>(a), fb = static_cast<float>(b), fd = static_cast<float>(d);
+      for (std::size_t n = 0; n < x.shape.n; ++n) {
+        const float* g = &dy(n, c);
+        const float* v = &x(n, c);
+        float* out = &dx(n, c);
+        if (accumulate)
+          for (std::size_t j = 0; j < area; ++j) out[j] += fa * g[j] + fb * v[j] + fd;
+        else
+          for (std::size_t j = 0; j < area; ++j) out[j] = fa * g[j] + fb * v[j] + fd;
+      }
+    });
+  }
+
+  // ---- element-wise ---------------------------------------------------------------
+
+  void relu_forward(ConstTensorView x, TensorView y) {
+    per_image(x.shape, [&](std::size_t b, std::size_t e) {
+      for (std::size_t j = b; j < e; ++j) y.data[j] = x.data[j] > 0.f ? x.data[j] : 0.f;
+    });
+  }
+  void relu_backward(ConstTensorView y, ConstTensorView dy, TensorView dx, bool acc) {
+    per_image(y.shape, [&](std::size_t b, std::size_t e) {
+      for (std::size_t j = b; j < e; ++j) store(dx.data, j, y.data[j] > 0.f ? dy.data[j] : 0.f, acc);
+    });
+  }
+  void add_forward(ConstTensorView x, ConstTensorView r, TensorView y) {
+    per_image(x.shape, [&](std::size_t b, std::size_t e) {
+      for (std::size_t j = b; j < e; ++j) y.data[j] = x.data[j] + r.data[j];
+    });
+  }
+  void pass_gradient(ConstTensorView dy, TensorView dx, bool acc) {
+    if (dx.data == dy.data) return;  // in place: already there
+    per_image(dy.shape, [&](std::size_t b, std::size_t e) {
+      for (std::size_t j = b; j < e; ++j) store(dx.data, j, dy.data[j], acc);
+    });
+  }
+  void sigmoid_forward(ConstTensorView x, TensorView y) {
+    for (std::size_t j = 0; j < y.size(); ++j) y.data[j] = 1.f / (1.f + std::exp(-x.data[j]));
+  }
+  void sigmoid_backward(ConstTensorView y, ConstTensorView dy, TensorView dx, bool acc) {
+    for (std::size_t j = 0; j < dy.size(); ++j) store(dx.data, j, dy.data[j] * y.data[j] * (1.f - y.data[j]), acc);
+  }
+  void softmax_forward(ConstTensorView x, TensorView y) {
+    const std::size_t c = x.shape.c, area = x.shape.h * x.shape.w;
+    for (std::size_t n = 0; n < x.shape.n; ++n)
+      for (std::size_t j = 0; j < area; ++j) {
+        const auto at = [&](std::size_t k) { return (n * c + k) * area + j; };
+        float m = -std::numeric_limits<float>::infinity(), sum = 0;
+        for (std::size_t k = 0; k < c; ++k) m = std::max(m, x.data[at(k)]);
+        for (std::size_t k = 0; k < c; ++k) sum += std::exp(x.data[at(k)] - m);
+        for (std::size_t k = 0; k < c; ++k) y.data[at(k)] = std::exp(x.data[at(k)] - m) / sum;
+      }
+  }
+  void softmax_backward(ConstTensorView y, ConstTensorView dy, TensorView dx, bool acc) {
+    const std::size_t c = y.shape.c, area = y.shape.h * y.shape.w;
+    for (std::size_t n = 0; n < y.shape.n; ++n)
+      for (std::size_t j = 0; j < area; ++j) {
+        const auto at = [&](std::size_t k) { return (n * c + k) * area + j; };
+        float dot = 0;
+        for (std::size_t k = 0; k < c; ++k) dot += dy.data[at(k)] * y.data[at(k)];
+        for (std::size_t k = 0; k < c; ++k) store(dx.data, at(k), y.data[at(k)] * (dy.data[at(k)] - dot), acc);
+      }
+  }
+
+  // ---- pooling and dropout ------------------------------------------------------------
+
+  void max_pool_forward(const Op& op, ConstTensorView x, TensorView y, std::uint32_t* argmax) {
+    const long ih = static_cast<long>(x.shape.h), iw = static_cast<long>(x.shape.w);
+    const std::size_t out_area = y.shape.h * y.shape.w;
+    parallel()(static_cast<long>(y.shape.n * y.shape.c), [&](long p, int) {
+      const float* plane = x.data + static_cast<std::size_t>(p) * x.shape.h * x.shape.w;
+      std::size_t j = static_cast<std::size_t>(p) * out_area;
+      for (std::size_t oy = 0; oy < y.shape.h; ++oy)
+        for (std::size_t ox = 0; ox < y.shape.w; ++ox, ++j) {
+          float m = -std::numeric_limits<float>::infinity();
+          std::uint32_t at = 0;
+          for (int ky = 0; ky < op.kernel; ++ky) {
+            const long yy = static_cast<long>(oy) * op.stride + ky - op.padding;
+            if (yy < 0 || yy >= ih) continue;
+            for (int kx = 0; kx < op.kernel; ++kx) {
+              const long xx = static_cast<long>(ox) * op.stride + kx - op.padding;
+              if (xx < 0 || xx >= iw) continue;
+              const auto flat = static_cast<std::uint32_t>(yy * iw + xx);
+              if (plane[flat] > m) m = plane[flat], at = flat;
+            }
+          }
+          y.data[j] = m;
+          argmax[j] = at;
+        }
+    });
+  }
+  void max_pool_backward(ConstTensorView dy, TensorView dx, bool acc, const std::uint32_t* argmax) {
+    const std::size_t in_area = dx.shape.h * dx.shape.w, out_area = dy.shape.h * dy.shape.w;
+    parallel()(static_cast<long>(dy.shape.n * dy.shape.c), [&](long p, int) {
+      float* plane = dx.data + static_cast<std::size_t>(p) * in_area;
+      if (!acc) std::fill_n(plane, in_area, 0.f);
+      const std::size_t base = static_cast<std::size_t>(p) * out_area;
+      for (std::size_t j = 0; j < out_area; ++j) plane[argmax[base + j]] += dy.data[base + j];
+    });
+  }
+  void global_avg_pool_forward(ConstTensorView x, TensorView y) {
+    const std::size_t area = x.shape.h * x.shape.w;
+    for (std::size_t p = 0; p < x.shape.n * x.shape.c; ++p)
+      y.data[p] = static_cast<float>(plane_sum(x.data + p * area, area) / double(area));
+  }
+  void global_avg_pool_backward(ConstTensorView dy, TensorView dx, bool acc) {
+    const std::size_t area = dx.shape.h * dx.shape.w;
+    const float inv = 1.f / static_cast<float>(area);
+    for (std::size_t p = 0; p < dx.shape.n * dx.shape.c; ++p)
+      for (std::size_t j = 0; j < area; ++j) store(dx.data, p * area + j, dy.data[p] * inv, acc);
+  }
+  void dropout_forward(const Op& op, ConstTensorView x, TensorView y, SplitMix64& rng, float* mask) {
+    const double keep = 1.0 - op.dropout_p;
+    const float scale = static_cast<float>(1.0 / keep);
+    for (std::size_t j = 0; j < y.size(); ++j) {
+      mask[j] = rng.uniform() < keep ? scale : 0.f;
+      y.data[j] = x.data[j] * mask[j];
+    }
+  }
+  void dropout_backward(ConstTensorView dy, TensorView dx, bool acc, const float* mask) {
+    for (std::size_t j = 0; j < dy.size(); ++j) store(dx.data, j, mask ? dy.data[j] * mask[j] : dy.data[j], acc);
+  }
+
+  // The optimiser's rule over the trainable ranges, split into fixed pieces
+  // across threads (each parameter's update is independent).
+  template <class O>
+  void apply(const O& optimizer, const std::vector<train::TrainableRange>& ranges, float* params, const float* grads,
+             float* state, double gradient_scale) {
+    const auto k = static_cast<std::size_t>(optimizer.state_size());
+    constexpr std::size_t piece = 16384;
+    for (const train::TrainableRange& r : ranges) {
+      const double lr = optimizer.lr * r.lr_scale, decay = r.weight_decay ? optimizer.weight_decay : 0.0;
+      const long pieces = static_cast<long>((r.size + piece - 1) / piece);
+      parallel().at_least(r.size, piece)(pieces, [&](long t, int) {
+        const std::size_t first = r.offset + static_cast<std::size_t>(t) * piece;
+        const std::size_t last = std::min(r.offset + r.size, first + piece);
+        for (std::size_t i = first; i < last; ++i) {
+          const float g = gradient_scale == 1 ? grads[i] : static_cast<float>(grads[i] * gradient_scale);
+          optimizer.update(params[i], g, state + k * i, lr, decay);
+        }
+      });
+    }
+  }
+
+ private:
+  // A conv as matrix products: k = (in/groups) * kernel^2 rows of columns, `pixels` columns.
+  struct Geometry {
+    std::size_t in_channels, out_channels, groups, cin, cout, kernel, stride, padding;
+    std::size_t h, w, oh, ow, in_area, pixels, k;
+    bool pointwise;
+    Geometry(const Op& op, Extents in, Extents out)
+        : in_channels(static_cast<std::size_t>(op.in_channels)), out_channels(static_cast<std::size_t>(op.out_channels)),
+          groups(static_cast<std::size_t>(op.groups)), cin(in_channels / groups), cout(out_channels / groups),
+          kernel(static_cast<std::size_t>(op.kernel)), stride(static_cast<std::size_t>(op.stride)),
+          padding(static_cast<std::size_t>(op.padding)), h(in.h), w(in.w), oh(out.h), ow(out.w), in_area(in.h * in.w),
+          pixels(out.h * out.w), k(cin * kernel * kernel), pointwise(kernel == 1 && stride == 1 && padding == 0) {}
+  };
+
+  // The column matrix (k x pixels) of image n, group grp: the input itself
+  // for a pointwise conv, else im2col into `col`.
+  static MatrixView columns(const Geometry& g, ConstTensorView x, std::size_t n, std::size_t grp, float* col) {
+    const float* src = x.data + (n * g.in_channels + grp * g.cin) * g.in_area;
+    if (g.pointwise) return {src, g.pixels};
+    const long p = static_cast<long>(g.padding), s = static_cast<long>(g.stride);
+    const long ih = static_cast<long>(g.h), iw = static_cast<long>(g.w);
+    float* row = col;
+    for (std::size_t c = 0; c < g.cin; ++c)
+      for (std::size_t ky = 0; ky < g.kernel; ++ky)
+        for (std::size_t kx = 0; kx < g.kernel; ++kx, row += g.pixels) {
+          const float* plane = src + c * g.in_area;
+          for (std::size_t oy = 0; oy < g.oh; ++oy) {
+            const long yy = static_cast<long>(oy) * s + static_cast<long>(ky) - p;
+            float* out = row + oy * g.ow;
+            if (yy < 0 || yy >= ih) {
+              std::fill_n(out, g.ow, 0.f);
+              continue;
+            }
+            const float* in = plane + yy * iw;
+            for (std::size_t ox = 0; ox < g.ow; ++ox) {
+              const long xx = static_cast<long>(ox) * s + static_cast<long>(kx) - p;
+              out[ox] = xx >= 0 && xx < iw ? in[xx] : 0.f;
+            }
+          }
+        }
+    return {col, g.pixels};
+  }
+
+  // dst (cin x h x w) (+)= the sum of every column entry at its input position.
+  static void col2im(const Geometry& g, const float* col, float* dst, bool accumulate) {
+    if (!accumulate) std::fill_n(dst, g.cin * g.in_area, 0.f);
+    const long p = static_cast<long>(g.padding), s = static_cast<long>(g.stride);
+    const long ih = static_cast<long>(g.h), iw = static_cast<long>(g.w);
+    const float* row = col;
+    for (std::size_t c = 0; c < g.cin; ++c)
+      for (std::size_t ky = 0; ky < g.kernel; ++ky)
+        for (std::size_t kx = 0; kx < g.kernel; ++kx, row += g.pixels) {
+          float* plane = dst + c * g.in_area;
+          for (std::size_t oy = 0; oy < g.oh; ++oy) {
+            const long yy = static_cast<long>(oy) * s + static_cast<long>(ky) - p;
+            if (yy < 0 || yy >= ih) continue;
+            float* out = plane + yy * iw;
+            const float* in = row + oy * g.ow;
+            for (std::size_t ox = 0; ox < g.ow; ++ox) {
+              const long xx = static_cast<long>(ox) * s + static_cast<long>(kx) - p;
+              if (xx >= 0 && xx < iw) out[xx] += in[ox];
+            }
+          }
+        }
+  }
+
+  static double plane_sum(const float* v, std::size_t n) {
+    float s = 0;
+    for (std::size_t j = 0; j < n; ++j) s += v[j];
+    return s;
+  }
+  static double plane_squares(const float* v, std::size_t n, float mean) {
+    float s = 0;
+    for (std::size_t j = 0; j < n; ++j) s += (v[j] - mean) * (v[j] - mean);
+    return s;
+  }
+  static void store(float* dst, std::size_t j, float v, bool accumulate) { dst[j] = accumulate ? dst[j] + v : v; }
+
+  // Element-wise work in one task per image.
+  template <class F>
+  void per_image(const Extents& e, F&& body) {
+    const std::size_t item = e.per_item();
+    parallel().at_least(e.count(), 16384)(static_cast<long>(e.n), [&](long n, int) {
+      body(static_cast<std::size_t>(n) * item, (static_cast<std::size_t>(n) + 1) * item);
+    });
+  }
+
+  Parallel parallel() const { return {pool_.get(), threads_}; }
+  float* scratch(int thread) { return scratch_.data() + static_cast<std::size_t>(thread) * scratch_floats_; }
+
+  int threads_ = 1;
+  std::unique_ptr<ThreadPool> pool_;
+  AlignedBuffer scratch_, partials_;
+  std::size_t scratch_floats_ = 0, chunk_floats_ = 0;
+};
+
+template <class Arch>
+class Backend<Arch>::TrainingExecutor : public train::TapeExecutor<TrainingKernels<Arch>> {
+ public:
+  TrainingExecutor(const Program& program, std::span<const float> params, std::size_t begin = 0)
+      : train::TapeExecutor<TrainingKernels<Arch>>(program, params, begin, "ctnn cpu backend") {}
+};
+
+}  // namespace CTNN_CPU_ISA
+}  // namespace ctnn::backend::cpu
