@@ -110,16 +110,23 @@ struct Gemm {
   static constexpr std::size_t round_up(std::size_t v, std::size_t q) { return (v + q - 1) / q * q; }
 
   // B[k0 .. k0+kc) x [0, n) as NR-column panels, each kc x NR, zero past n.
+  // Reads follow memory order: rows of B, or, transposed, its columns.
   static void pack_b(MatrixView b, std::size_t k0, std::size_t kc, std::size_t n, float* dst) {
-    for (std::size_t j0 = 0; j0 < n; j0 += NR) {
+    for (std::size_t j0 = 0; j0 < n; j0 += NR, dst += kc * NR) {
       const std::size_t cols = std::min<std::size_t>(NR, n - j0);
-      for (std::size_t kk = 0; kk < kc; ++kk, dst += NR) {
-        if (!b.transposed && cols == NR) {
-          std::memcpy(dst, b.data + (k0 + kk) * b.ld + j0, NR * sizeof(float));
-          continue;
+      if (b.transposed) {
+        if (cols < NR) std::fill_n(dst, kc * NR, 0.f);
+        for (std::size_t j = 0; j < cols; ++j) {
+          const float* src = b.data + (j0 + j) * b.ld + k0;
+          for (std::size_t kk = 0; kk < kc; ++kk) dst[kk * NR + j] = src[kk];
         }
-        for (std::size_t j = 0; j < cols; ++j) dst[j] = b(k0 + kk, j0 + j);
-        for (std::size_t j = cols; j < NR; ++j) dst[j] = 0.f;
+        continue;
+      }
+      for (std::size_t kk = 0; kk < kc; ++kk) {
+        const float* src = b.data + (k0 + kk) * b.ld + j0;
+        float* d = dst + kk * NR;
+        std::memcpy(d, src, cols * sizeof(float));
+        std::fill(d + cols, d + NR, 0.f);
       }
     }
   }
@@ -134,11 +141,13 @@ struct Gemm {
           for (std::size_t i = 0; i < rows; ++i) dst[i] = src[i];
           for (std::size_t i = rows; i < MR; ++i) dst[i] = 0.f;
         }
-      } else {
-        for (std::size_t kk = 0; kk < kc; ++kk, dst += MR) {
-          for (std::size_t i = 0; i < rows; ++i) dst[i] = a.data[(m0 + i0 + i) * a.ld + k0 + kk];
-          for (std::size_t i = rows; i < MR; ++i) dst[i] = 0.f;
+      } else {  // one row of A at a time, read in memory order
+        if (rows < MR) std::fill_n(dst, kc * MR, 0.f);
+        for (std::size_t i = 0; i < rows; ++i) {
+          const float* src = a.data + (m0 + i0 + i) * a.ld + k0;
+          for (std::size_t kk = 0; kk < kc; ++kk) dst[kk * MR + i] = src[kk];
         }
+        dst += kc * MR;
       }
     }
   }

@@ -20,6 +20,7 @@
 #include <limits>
 #include <memory>
 #include <span>
+#include <utility>
 #include <vector>
 
 #include "ctnn/backend/cpu/cpu.hpp"
@@ -238,7 +239,7 @@ class TrainingKernels {
   }
   void relu_backward(ConstTensorView y, ConstTensorView dy, TensorView dx, bool acc) {
     per_image(y.shape, [&](std::size_t b, std::size_t e) {
-      for (std::size_t j = b; j < e; ++j) store(dx.data, j, y.data[j] > 0.f ? dy.data[j] : 0.f, acc);
+      store_range(dx.data, b, e, acc, [&](std::size_t j) { return y.data[j] > 0.f ? dy.data[j] : 0.f; });
     });
   }
   void add_forward(ConstTensorView x, ConstTensorView r, TensorView y) {
@@ -249,7 +250,7 @@ class TrainingKernels {
   void pass_gradient(ConstTensorView dy, TensorView dx, bool acc) {
     if (dx.data == dy.data) return;  // in place: already there
     per_image(dy.shape, [&](std::size_t b, std::size_t e) {
-      for (std::size_t j = b; j < e; ++j) store(dx.data, j, dy.data[j], acc);
+      store_range(dx.data, b, e, acc, [&](std::size_t j) { return dy.data[j]; });
     });
   }
   void sigmoid_forward(ConstTensorView x, TensorView y) {
@@ -386,6 +387,8 @@ class TrainingKernels {
       for (std::size_t ky = 0; ky < g.kernel; ++ky)
         for (std::size_t kx = 0; kx < g.kernel; ++kx, row += g.pixels) {
           const float* plane = src + c * g.in_area;
+          const auto [lo, hi] = valid_columns(g, kx);
+          const long shift = static_cast<long>(kx) - p;
           for (std::size_t oy = 0; oy < g.oh; ++oy) {
             const long yy = static_cast<long>(oy) * s + static_cast<long>(ky) - p;
             float* out = row + oy * g.ow;
@@ -393,11 +396,13 @@ class TrainingKernels {
               std::fill_n(out, g.ow, 0.f);
               continue;
             }
-            const float* in = plane + yy * iw;
-            for (std::size_t ox = 0; ox < g.ow; ++ox) {
-              const long xx = static_cast<long>(ox) * s + static_cast<long>(kx) - p;
-              out[ox] = xx >= 0 && xx < iw ? in[xx] : 0.f;
-            }
+            const float* in = plane + yy * iw + shift;
+            std::fill(out, out + lo, 0.f);
+            if (s == 1)
+              std::copy(in + lo, in + hi, out + lo);
+            else
+              for (std::size_t ox = lo; ox < hi; ++ox) out[ox] = in[static_cast<long>(ox) * s];
+            std::fill(out + hi, out + g.ow, 0.f);
           }
         }
     return {col, g.pixels};
@@ -413,17 +418,25 @@ class TrainingKernels {
       for (std::size_t ky = 0; ky < g.kernel; ++ky)
         for (std::size_t kx = 0; kx < g.kernel; ++kx, row += g.pixels) {
           float* plane = dst + c * g.in_area;
+          const auto [lo, hi] = valid_columns(g, kx);
+          const long shift = static_cast<long>(kx) - p;
           for (std::size_t oy = 0; oy < g.oh; ++oy) {
             const long yy = static_cast<long>(oy) * s + static_cast<long>(ky) - p;
             if (yy < 0 || yy >= ih) continue;
-            float* out = plane + yy * iw;
+            float* out = plane + yy * iw + shift;
             const float* in = row + oy * g.ow;
-            for (std::size_t ox = 0; ox < g.ow; ++ox) {
-              const long xx = static_cast<long>(ox) * s + static_cast<long>(kx) - p;
-              if (xx >= 0 && xx < iw) out[xx] += in[ox];
-            }
+            for (std::size_t ox = lo; ox < hi; ++ox) out[static_cast<long>(ox) * s] += in[ox];
           }
         }
+  }
+
+  // Output columns ox whose input column ox * stride + kx - padding lies inside the image.
+  static std::pair<std::size_t, std::size_t> valid_columns(const Geometry& g, std::size_t kx) {
+    const long p = static_cast<long>(g.padding), s = static_cast<long>(g.stride), k = static_cast<long>(kx);
+    const long lo = std::max(0L, (p - k + s - 1) / s);
+    const long last = static_cast<long>(g.w) - 1 + p - k;  // largest ox * s with an in-range column
+    const long hi = last < 0 ? 0 : std::min(static_cast<long>(g.ow), last / s + 1);
+    return {static_cast<std::size_t>(std::min(lo, hi)), static_cast<std::size_t>(hi)};
   }
 
   static double plane_sum(const float* v, std::size_t n) {
@@ -437,6 +450,14 @@ class TrainingKernels {
     return s;
   }
   static void store(float* dst, std::size_t j, float v, bool accumulate) { dst[j] = accumulate ? dst[j] + v : v; }
+  // dst[j] (+)= f(j) over [b, e), with the branch outside the loop so that it vectorises.
+  template <class F>
+  static void store_range(float* dst, std::size_t b, std::size_t e, bool accumulate, F&& f) {
+    if (accumulate)
+      for (std::size_t j = b; j < e; ++j) dst[j] += f(j);
+    else
+      for (std::size_t j = b; j < e; ++j) dst[j] = f(j);
+  }
 
   // Element-wise work in one task per image.
   template <class F>
