@@ -7,6 +7,7 @@
 #include "ctnn/backend/reference/training.hpp"
 #include "ctnn/io/model_io.hpp"
 #include "ctnn/io/weights.hpp"
+#include "ctnn/train/checkpoint.hpp"
 #include "ctnn/train/loss.hpp"
 #include "ctnn/train/optim.hpp"
 #include "ctnn/train/trainer.hpp"

@@ -31,6 +31,8 @@ enum class Init {
 class SplitMix64 {
  public:
   constexpr explicit SplitMix64(std::uint64_t seed) : state_(seed) {}
+  // The generator's whole state: SplitMix64(g.state()) continues where g is.
+  constexpr std::uint64_t state() const { return state_; }
   constexpr std::uint64_t next() {
     std::uint64_t z = (state_ += 0x9E3779B97F4A7C15ull);
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;

@@ -165,6 +165,21 @@ class TapeExecutor {
 
   Kernels& kernels() { return kernels_; }
 
+  // What a checkpoint keeps besides the parameters: the optimiser's state
+  // (state_size() floats per parameter, interleaved) and, per op, the batches
+  // a cumulative-average BatchNorm has seen.
+  std::span<const float> optimizer_state() const { return state_; }
+  std::span<const long> batches_seen() const { return batches_; }
+  void restore(std::span<const float> params, std::span<const float> state, std::span<const long> batches) {
+    if (params.size() != params_.size() || batches.size() != batches_.size())
+      throw std::invalid_argument("ctnn: a training state for another network (" + std::to_string(params.size()) +
+                                  " parameters, " + std::to_string(batches.size()) + " ops; this one has " +
+                                  std::to_string(params_.size()) + " and " + std::to_string(batches_.size()) + ")");
+    std::copy(params.begin(), params.end(), params_.begin());
+    state_.assign(state.begin(), state.end());
+    std::copy(batches.begin(), batches.end(), batches_.begin());
+  }
+
  private:
   struct Saved {
     std::vector<double> statistics;  // batch_norm: per channel mean, 1/std

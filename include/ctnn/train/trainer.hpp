@@ -151,6 +151,24 @@ class Trainer {
 
   const Opt& optimizer() const { return optimizer_; }
   Executor& executor() { return executor_; }
+  const Executor& executor() const { return executor_; }
+  const Model<Net, Backend>& model() const { return model_; }
+  Scope scope() const { return scope_; }
+
+  // Everything that decides the next steps besides the data: what
+  // train/checkpoint.hpp saves and restores.
+  struct Resumable {
+    long optimizer_steps = 0;
+    std::uint64_t rng_state = 0;
+  };
+  Resumable resumable() const { return {optimizer_.steps, rng_.state()}; }
+  void resume(const Resumable& r, std::span<const float> params, std::span<const float> optimizer_state,
+              std::span<const long> batches_seen) {
+    executor_.restore(params, optimizer_state, batches_seen);
+    optimizer_.steps = r.optimizer_steps;  // begin_step() derives the rest (Adam's bias corrections)
+    rng_ = SplitMix64(r.rng_state);
+    sync_model();
+  }
 
  private:
   static std::size_t first_trained_op(const Model<Net, Backend>& model, Scope scope) {
