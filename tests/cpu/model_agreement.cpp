@@ -89,6 +89,7 @@ TEST_CASE("cpu agrees with reference: ResNeXt-50 (grouped convolutions) and Wide
 
 TEST_CASE("cpu agrees with reference: CIFAR ResNet-20 on one-channel 28x28") {
   check_network<ResNet20<Linear<64, 10>, Image<1, 28, 28>>>({{2, 1, 28, 28}});
+  check_network<ResNet20A<Linear<64, 10>, Image<1, 28, 28>>>({{2, 1, 28, 28}});  // option A shortcuts
 }
 
 TEST_CASE("cpu agrees with reference: every head kind") {

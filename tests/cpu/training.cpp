@@ -73,6 +73,12 @@ TEST_CASE("cpu training matches the reference: ResNet-20, SGD with Nesterov") {
       {5, 1, 11, 9}, {.classes = labels}, SGD{.lr = 0.1, .momentum = 0.9, .weight_decay = 5e-4, .nesterov = true});
 }
 
+TEST_CASE("cpu training matches the reference: ResNet-20 with option-A shortcuts") {
+  const std::vector<int> labels{0, 2, 1, 2};
+  agree<CrossEntropy, ResNet20A<Linear<64, 3>, Image<3, 9, 11>>>({4, 3, 9, 11}, {.classes = labels},
+                                                                 SGD{.lr = 0.1, .momentum = 0.9}, 2);
+}
+
 TEST_CASE("cpu training matches the reference: 7x7 stride-2 stem, max pooling, grouped and strided 1x1 convs") {
   // No BatchNorm: its backward at small batches is ill-conditioned in any
   // float32 implementation, which would hide what this checks.

@@ -45,6 +45,7 @@ import sys
 import numpy as np
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 import torchvision
 from torchvision.models.resnet import BasicBlock, Bottleneck, conv1x1
 
@@ -155,6 +156,40 @@ class CifarResNet(nn.Module):
 
     def forward(self, x):
         return self.fc(self.features(x))
+
+
+class PadShortcut(nn.Module):
+    """Option A: x[:, :, ::2, ::2] with planes // 4 zero channels on each side (the common CIFAR code)."""
+
+    def __init__(self, planes, stride):
+        super().__init__()
+        self.pad, self.stride = planes // 4, stride
+
+    def forward(self, x):
+        return F.pad(x[:, :, ::self.stride, ::self.stride], (0, 0, 0, 0, self.pad, self.pad))
+
+
+class BasicBlockA(BasicBlock):
+    """torchvision's BasicBlock with the option A shortcut where the shape changes."""
+
+    def __init__(self, inplanes, planes, stride):
+        super().__init__(inplanes, planes, stride, None)
+        self.pad_shortcut = PadShortcut(planes, stride) if stride != 1 or inplanes != planes else None
+
+    def forward(self, x):
+        y = self.relu(self.bn1(self.conv1(x)))
+        y = self.bn2(self.conv2(y))
+        return self.relu(y + (x if self.pad_shortcut is None else self.pad_shortcut(x)))
+
+
+class CifarResNetA(CifarResNet):
+    """The same network with option A shortcuts: no projection parameters (269,722 for 3 channels)."""
+
+    def _make_layer(self, planes, blocks, stride):
+        layers = [BasicBlockA(self.inplanes, planes, stride)]
+        self.inplanes = planes
+        layers += [BasicBlockA(planes, planes, 1) for _ in range(1, blocks)]
+        return nn.Sequential(*layers)
 
 
 def tv_features(model, x):
@@ -368,6 +403,11 @@ def main():
     r20 = CifarResNet(3, 10, in_channels=1)
     make("resnet20_1x28x28", r20, "ctnn::ResNet20<ctnn::Linear<64, 10>, ctnn::Image<1, 28, 28>>",
          (2, 1, 28, 28), "logits", lambda m, x: m.features(x))
+    r20a = CifarResNetA(3, 10, in_channels=1)
+    make("resnet20a_1x28x28", r20a, "ctnn::ResNet20A<ctnn::Linear<64, 10>, ctnn::Image<1, 28, 28>>",
+         (2, 1, 28, 28), "logits", lambda m, x: m.features(x))
+    na = sum(p.numel() for p in CifarResNetA(3, 10, in_channels=3).parameters())
+    assert na == 269722, f"ResNet-20 option A (3 channels, 10 classes) has {na} parameters, expected 269722"
     n3 = sum(p.numel() for p in CifarResNet(3, 10, in_channels=3).parameters())
     assert n3 == 272474, f"ResNet-20 (3 channels, 10 classes) has {n3} parameters, expected 272474"
 

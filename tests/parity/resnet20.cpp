@@ -48,3 +48,7 @@ TEST_CASE("the ResNet20 fixture detects small parameter and batch-order errors")
     CHECK(err > 100 * ctnn::test::parity_tolerance);
   }
 }
+
+TEST_CASE("ResNet20A (option A zero-padding shortcuts) on 1x28x28, features and logits") {
+  check_parity<ctnn::ResNet20A<ctnn::Linear<64, 10>, ctnn::Image<1, 28, 28>>>("resnet20a_1x28x28", true);
+}

@@ -67,6 +67,14 @@ TEST_CASE("gradients of every layer kind match finite differences") {
   check_gradients<CrossEntropy, Net>(x, {.classes = labels}, 3);
 }
 
+TEST_CASE("gradients through option-A (zero-padding) shortcuts") {
+  using Net = Network<Image<2, 9, 8>, Conv<2, 4, 3, 1, 1>, BatchNorm<4>, ReLU, BasicBlock<4, 8, 2, ZeroPadShortcut>,
+                      BasicBlock<8, 8, 1, ZeroPadShortcut>, GlobalAvgPool, Linear<8, 3>>;
+  const Tensor x = random_tensor({4, 2, 9, 8}, 17);
+  const std::vector<int> labels{2, 1, 0, 1};
+  check_gradients<CrossEntropy, Net>(x, {.classes = labels}, 18);
+}
+
 TEST_CASE("gradients through grouped convolutions (a ResNeXt bottleneck)") {
   using Net = Network<Image<4, 7, 6>, Conv<4, 8, 3, 1, 1, true, 2>, BatchNorm<8>, ReLU, Bottleneck<8, 4, 2, 4, 16>,
                       GlobalAvgPool, Linear<16, 3>>;

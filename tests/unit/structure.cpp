@@ -108,3 +108,9 @@ TEST_CASE("ResNeXt and Wide ResNet: torchvision's tensor names and shapes") {
   CHECK(Conv<128, 128, 3, 1, 1, false, 32>::label() ==
         "Conv2d(128, 128, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1), groups=32, bias=False)");
 }
+
+// CIFAR option A: zero-padding shortcuts, no parameters (the published recipes' network).
+static_assert(ResNet20A<>::parameter_count == 269'722);
+static_assert(ResNet56A<>::parameter_count < ResNet56<>::parameter_count);
+static_assert(ResNet20A<>::ops & op_bit(OpKind::pad_shortcut));
+static_assert(!(ResNet20<>::ops & op_bit(OpKind::pad_shortcut)));

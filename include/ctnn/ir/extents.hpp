@@ -23,6 +23,7 @@ inline Extents out_extents(const Op& op, Extents in, Extents network_input) {
   switch (op.kind) {
     case OpKind::conv:
     case OpKind::grouped_conv:
+    case OpKind::pad_shortcut:  // kernel 1, padding 0: ceil(h / stride)
     case OpKind::max_pool: {
       const long padded_h = static_cast<long>(in.h) + 2L * op.padding;
       const long padded_w = static_cast<long>(in.w) + 2L * op.padding;

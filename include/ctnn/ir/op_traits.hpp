@@ -50,6 +50,7 @@ constexpr OpTraits op_traits(OpKind k) {
     case OpKind::add: return {"add", true, true, false, false, false, false, saves_nothing};
     case OpKind::grouped_conv:
       return {"grouped_conv", false, false, true, true, false, true, saves_input};
+    case OpKind::pad_shortcut: return {"pad_shortcut", false, false, false, false, false, false, saves_nothing};
   }
   return {"unknown"};
 }

@@ -41,8 +41,9 @@ enum class OpKind : std::uint8_t {
   dropout,          // identity at inference; training backends use dropout_p
   add,              // output(=input) += residual
   grouped_conv,     // conv with groups > 1: output channel o sees the in/groups input channels of its group
+  pad_shortcut,     // CIFAR option A: x[:, :, ::stride, ::stride] with (out - in) / 2 zero channels on each side
 };
-inline constexpr int op_kind_count = 11;
+inline constexpr int op_kind_count = 12;
 
 inline constexpr std::size_t no_param = static_cast<std::size_t>(-1);
 

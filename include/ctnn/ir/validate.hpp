@@ -78,6 +78,13 @@ inline std::vector<int> validate(const Program& p, std::size_t arena_floats, con
         params(op.bias, bias_floats(op), "bias", false);
         cout = op.out_channels;
         break;
+      case OpKind::pad_shortcut:
+        if (op.in_channels != cin || op.out_channels < cin || (op.out_channels - cin) % 2 != 0 || op.stride < 1 ||
+            op.kernel != 1 || op.padding != 0)
+          fail(layer + " pads " + std::to_string(cin) + " channels to " + std::to_string(op.out_channels) +
+               " with stride " + std::to_string(op.stride) + ": needs an even difference, kernel 1 and padding 0");
+        cout = op.out_channels;
+        break;
       case OpKind::max_pool:
         if (op.kernel < 1 || op.stride < 1 || op.padding < 0 || 2 * op.padding > op.kernel)
           fail(layer + " has an invalid pooling geometry (kernel " + std::to_string(op.kernel) + ", stride " +

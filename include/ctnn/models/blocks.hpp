@@ -10,27 +10,41 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 
 #include "ctnn/core/sequential.hpp"
 #include "ctnn/layers/activation.hpp"
 #include "ctnn/layers/batchnorm.hpp"
 #include "ctnn/layers/conv.hpp"
+#include "ctnn/layers/shortcut.hpp"
 
 namespace ctnn {
+
+// How a block reshapes its identity when the stride or the width changes.
+struct ProjectionShortcut {  // torchvision, and "option B" of the CIFAR ResNets: 1x1 conv + BatchNorm
+  template <int In, int Out, int Stride>
+  using type = Seq<Conv<In, Out, 1, Stride, 0>, BatchNorm<Out>>;
+  static constexpr std::string_view name = "downsample";
+};
+struct ZeroPadShortcut {  // "option A": subsample and pad with zero channels, no parameters
+  template <int In, int Out, int Stride>
+  using type = PadShortcut<In, Out, Stride>;
+  static constexpr std::string_view name = "shortcut";
+};
 
 namespace detail {
 // Shared by both blocks: the residual path `Main` (a list of named layers
 // applied in order), an optional projection, the add, and the final ReLU.
-template <class Derived, int In, int Out, int Stride>
+template <class Derived, int In, int Out, int Stride, class Shortcut = ProjectionShortcut>
 struct ResidualBlock {
   static constexpr bool is_leaf = false;
   static constexpr int in_channels = In;
   static constexpr int out_channels = Out;
   static constexpr bool has_downsample = Stride != 1 || In != Out;
-  using Downsample = Seq<Conv<In, Out, 1, Stride, 0>, BatchNorm<Out>>;
+  using Downsample = typename Shortcut::template type<In, Out, Stride>;
 
-  static constexpr std::uint32_t ops =
-      op_bit(OpKind::conv) | op_bit(OpKind::batch_norm) | op_bit(OpKind::relu) | op_bit(OpKind::add);
+  static constexpr std::uint32_t ops = op_bit(OpKind::conv) | op_bit(OpKind::batch_norm) | op_bit(OpKind::relu) |
+                                       op_bit(OpKind::add) | (has_downsample ? Downsample::ops : 0u);
 
   static constexpr Shape out(Shape in) {
     return {Out, window_out(in.h, 3, Stride, 1), window_out(in.w, 3, Stride, 1)};
@@ -47,7 +61,7 @@ struct ResidualBlock {
   template <class V>
   static constexpr void visit(V& v, Shape in) {
     Derived::visit_main(v, in);
-    if constexpr (has_downsample) v.template child<Downsample>("downsample", in);
+    if constexpr (has_downsample) v.template child<Downsample>(Shortcut::name, in);
   }
 
   // The projection is lowered before the main path (torchvision computes it
@@ -58,7 +72,7 @@ struct ResidualBlock {
     const int input = lw.value();
     int identity = input;
     if constexpr (has_downsample) {
-      lw.child<Downsample>("downsample");
+      lw.child<Downsample>(Shortcut::name);
       identity = lw.value();
       lw.set_value(input);
     }
@@ -69,8 +83,8 @@ struct ResidualBlock {
 };
 }  // namespace detail
 
-template <int In, int Planes, int Stride = 1>
-struct BasicBlock : detail::ResidualBlock<BasicBlock<In, Planes, Stride>, In, Planes, Stride> {
+template <int In, int Planes, int Stride = 1, class Shortcut = ProjectionShortcut>
+struct BasicBlock : detail::ResidualBlock<BasicBlock<In, Planes, Stride, Shortcut>, In, Planes, Stride, Shortcut> {
   static constexpr int expansion = 1;
   using Conv1 = Conv<In, Planes, 3, Stride, 1>;
   using Conv2 = Conv<Planes, Planes, 3, 1, 1>;

@@ -168,10 +168,15 @@ struct make_resnet {
 };
 }  // namespace detail
 
+// Three-argument blocks for ResNetArch (clang 14 matches template template
+// arguments exactly, so the defaulted parameters are fixed here).
+template <int In, int Planes, int Stride>
+using BasicBlockB = BasicBlock<In, Planes, Stride, ProjectionShortcut>;
+
 template <class Head = Linear<512, 1000>, class Input = Image<3, dynamic, dynamic>>
-using ResNet18 = typename detail::make_resnet<detail::ResNetArch<BasicBlock, true, 64, 2, 2, 2, 2>, Head, Input>::type;
+using ResNet18 = typename detail::make_resnet<detail::ResNetArch<BasicBlockB, true, 64, 2, 2, 2, 2>, Head, Input>::type;
 template <class Head = Linear<512, 1000>, class Input = Image<3, dynamic, dynamic>>
-using ResNet34 = typename detail::make_resnet<detail::ResNetArch<BasicBlock, true, 64, 3, 4, 6, 3>, Head, Input>::type;
+using ResNet34 = typename detail::make_resnet<detail::ResNetArch<BasicBlockB, true, 64, 3, 4, 6, 3>, Head, Input>::type;
 template <class Head = Linear<2048, 1000>, class Input = Image<3, dynamic, dynamic>>
 using ResNet50 = typename detail::make_resnet<
     detail::ResNetArch<GroupedBottleneck<1, 64>::block, true, 64, 3, 4, 6, 3>, Head, Input>::type;
@@ -200,9 +205,26 @@ template <class Head = Linear<2048, 1000>, class Input = Image<3, dynamic, dynam
 using WideResNet101_2 = typename detail::make_resnet<
     detail::ResNetArch<GroupedBottleneck<1, 128>::block, true, 64, 3, 4, 23, 3>, Head, Input>::type;
 
-// CIFAR family: depth 6n + 2.
+// CIFAR family: depth 6n + 2, with option B (projection) shortcuts, or
+// option A (ResNet20A...: zero-padding shortcuts, no parameters; the network
+// of the published CIFAR recipes, 269,722 parameters for 3-channel ResNet-20).
+template <int In, int Planes, int Stride>
+using BasicBlockA = BasicBlock<In, Planes, Stride, ZeroPadShortcut>;
 template <int N, class Head, class Input>
-using CifarResNet = typename detail::make_resnet<detail::ResNetArch<BasicBlock, false, 16, N, N, N>, Head, Input>::type;
+using CifarResNet = typename detail::make_resnet<detail::ResNetArch<BasicBlockB, false, 16, N, N, N>, Head, Input>::type;
+template <int N, class Head, class Input>
+using CifarResNetA =
+    typename detail::make_resnet<detail::ResNetArch<BasicBlockA, false, 16, N, N, N>, Head, Input>::type;
+template <class Head = Linear<64, 10>, class Input = Image<3, dynamic, dynamic>>
+using ResNet20A = CifarResNetA<3, Head, Input>;
+template <class Head = Linear<64, 10>, class Input = Image<3, dynamic, dynamic>>
+using ResNet32A = CifarResNetA<5, Head, Input>;
+template <class Head = Linear<64, 10>, class Input = Image<3, dynamic, dynamic>>
+using ResNet44A = CifarResNetA<7, Head, Input>;
+template <class Head = Linear<64, 10>, class Input = Image<3, dynamic, dynamic>>
+using ResNet56A = CifarResNetA<9, Head, Input>;
+template <class Head = Linear<64, 10>, class Input = Image<3, dynamic, dynamic>>
+using ResNet110A = CifarResNetA<18, Head, Input>;
 template <class Head = Linear<64, 10>, class Input = Image<3, dynamic, dynamic>>
 using ResNet20 = CifarResNet<3, Head, Input>;
 template <class Head = Linear<64, 10>, class Input = Image<3, dynamic, dynamic>>

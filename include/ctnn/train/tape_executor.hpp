@@ -19,6 +19,7 @@
 //   global_avg_pool_forward(x, y), global_avg_pool_backward(dy, dx, accumulate)
 //   dropout_forward(op, x, y, rng, mask), dropout_backward(dy, dx, accumulate, mask or null)
 //   add_forward(x, residual, y), pass_gradient(dy, dx, accumulate)
+//   pad_shortcut_forward(op, x, y), pad_shortcut_backward(op, dy, dx, accumulate)
 //   apply(optimizer, ranges, params, grads, state, gradient_scale)
 #pragma once
 
@@ -107,6 +108,7 @@ class TapeExecutor {
             std::copy(x.data, x.data + x.size(), y.data);
           break;
         case OpKind::add: r.add_forward(x, value(to.res), y); break;
+        case OpKind::pad_shortcut: r.pad_shortcut_forward(op, x, y); break;
       }
     }
     return value(tape_.output);
@@ -146,6 +148,7 @@ class TapeExecutor {
             case OpKind::global_avg_pool: r.global_avg_pool_backward(dy, dx, acc); break;
             case OpKind::dropout: r.dropout_backward(dy, dx, acc, s.masked ? s.mask.data() : nullptr); break;
             case OpKind::add: r.pass_gradient(dy, dx, acc); break;
+            case OpKind::pad_shortcut: r.pad_shortcut_backward(op, dy, dx, acc); break;
             default: break;
           }
       }

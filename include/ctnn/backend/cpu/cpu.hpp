@@ -160,8 +160,8 @@ struct Backend {
     }
 
     std::string step_name(const Step& s) const {
-      static constexpr const char* kinds[] = {"input",  "copy", "conv", "max_pool", "avg_pool", "linear",
-                                              "batch_norm", "relu", "add", "sigmoid", "softmax"};
+      static constexpr const char* kinds[] = {"input", "copy",   "conv",    "max_pool", "avg_pool",    "linear",
+                                              "batch_norm", "relu", "add", "sigmoid", "softmax", "pad_shortcut"};
       std::string name = kinds[static_cast<int>(s.kind)];
       if (s.kind != StepKind::input) name += " " + plan_.program().ops[s.op].name;
       if (s.kind == StepKind::conv) {
@@ -334,6 +334,7 @@ struct Backend {
         case StepKind::add: run_add<Arch>(L(s.in), L(s.res), s.relu, par); break;
         case StepKind::sigmoid: run_sigmoid<Arch>(L(s.in), par); break;
         case StepKind::softmax: run_softmax<Arch>(L(s.in)); break;
+        case StepKind::pad_shortcut: run_pad_shortcut<Arch>(L(s.in), L(s.out), s.stride, s.channel_offset, par); break;
       }
     }
 

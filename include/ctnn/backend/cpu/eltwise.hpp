@@ -104,5 +104,22 @@ void run_softmax(const Layout& l) {
       }
 }
 
+// CIFAR option A shortcut: out(c + offset) = in(c) subsampled by `stride`,
+// zero channels around it (one task per image; a cheap, memory-bound step).
+template <class Arch>
+void run_pad_shortcut(const Layout& in, const Layout& out, int stride, std::size_t offset, const Parallel& par) {
+  const auto s = static_cast<std::size_t>(stride);
+  par.small_tasks(static_cast<long>(out.n), [&](long t, int) {
+    const auto n = static_cast<std::size_t>(t);
+    for (std::size_t cb = 0; cb < out.blocks(); ++cb) clear_border<Arch>(out, n, cb);
+    for (std::size_t c = 0; c < out.c; ++c) {
+      const bool inside = c >= offset && c - offset < in.c;
+      for (std::size_t y = 0; y < out.h; ++y)
+        for (std::size_t x = 0; x < out.w; ++x) out(n, c, y, x) = inside ? in(n, c - offset, y * s, x * s) : 0.f;
+    }
+    clear_unused_lanes<Arch>(out, n);
+  });
+}
+
 }  // namespace CTNN_CPU_ISA
 }  // namespace ctnn::backend::cpu

@@ -37,7 +37,7 @@ namespace ctnn::backend::cpu {
 inline namespace CTNN_CPU_ISA {
 
 enum class StepKind : std::uint8_t {
-  input, copy, conv, max_pool, avg_pool, linear, scale_shift, relu, add, sigmoid, softmax
+  input, copy, conv, max_pool, avg_pool, linear, scale_shift, relu, add, sigmoid, softmax, pad_shortcut
 };
 
 struct Step {
@@ -52,6 +52,7 @@ struct Step {
   int in_features = 0, out_features = 0;    // linear
   std::size_t weights = 0, bias = 0;        // linear: packed weights, bias; scale_shift: scale, shift
   bool relu = false;                        // add followed by relu
+  std::size_t channel_offset = 0;           // pad_shortcut: zero channels before the input's
 };
 
 struct ValueInfo {
@@ -200,6 +201,13 @@ class Plan {
         case OpKind::sigmoid: s.kind = StepKind::sigmoid; break;
         case OpKind::softmax: s.kind = StepKind::softmax; break;
         case OpKind::dropout: emit = false; break;
+        case OpKind::pad_shortcut:
+          s.kind = StepKind::pad_shortcut;
+          s.stride = op.stride;
+          s.channel_offset = static_cast<std::size_t>(op.out_channels - op.in_channels) / 2;
+          info(op.output).channels = static_cast<std::size_t>(op.out_channels);
+          info(op.output).lanes = B;  // like a conv's output: the residual of a fused epilogue
+          break;
         case OpKind::add:
           s.kind = StepKind::add;
           s.res = op.residual;

@@ -253,6 +253,37 @@ class TrainingKernels {
       store_range(dx.data, b, e, acc, [&](std::size_t j) { return dy.data[j]; });
     });
   }
+  // CIFAR option A: y[:, c + offset] = x[:, c, ::s, ::s], zero elsewhere.
+  void pad_shortcut_forward(const Op& op, ConstTensorView x, TensorView y) {
+    const std::size_t offset = static_cast<std::size_t>(op.out_channels - op.in_channels) / 2;
+    const std::size_t s = static_cast<std::size_t>(op.stride), oh = y.shape.h, ow = y.shape.w;
+    per_image(y.shape, [&](std::size_t b, std::size_t) {
+      const std::size_t n = b / y.shape.per_item();
+      float* out = y.data + b;
+      std::fill_n(out, y.shape.per_item(), 0.f);
+      for (std::size_t c = 0; c < x.shape.c; ++c) {
+        const float* in = &x(n, c);
+        float* dst = out + (c + offset) * oh * ow;
+        for (std::size_t yy = 0; yy < oh; ++yy)
+          for (std::size_t xx = 0; xx < ow; ++xx) dst[yy * ow + xx] = in[yy * s * x.shape.w + xx * s];
+      }
+    });
+  }
+  void pad_shortcut_backward(const Op& op, ConstTensorView dy, TensorView dx, bool acc) {
+    const std::size_t offset = static_cast<std::size_t>(op.out_channels - op.in_channels) / 2;
+    const std::size_t s = static_cast<std::size_t>(op.stride), oh = dy.shape.h, ow = dy.shape.w;
+    per_image(dx.shape, [&](std::size_t b, std::size_t) {
+      const std::size_t n = b / dx.shape.per_item();
+      float* out = dx.data + b;
+      if (!acc) std::fill_n(out, dx.shape.per_item(), 0.f);
+      for (std::size_t c = 0; c < dx.shape.c; ++c) {
+        const float* g = &dy(n, c + offset);
+        float* dst = out + c * dx.shape.h * dx.shape.w;
+        for (std::size_t yy = 0; yy < oh; ++yy)
+          for (std::size_t xx = 0; xx < ow; ++xx) dst[yy * s * dx.shape.w + xx * s] += g[yy * ow + xx];
+      }
+    });
+  }
   void sigmoid_forward(ConstTensorView x, TensorView y) {
     for (std::size_t j = 0; j < y.size(); ++j) y.data[j] = 1.f / (1.f + std::exp(-x.data[j]));
   }

@@ -89,8 +89,9 @@ struct CudaT {
   static constexpr Precision precision = P;
   static constexpr const char* name = P == Precision::fp32 ? "cuda" : "cuda-tf32";
   // The op kinds this backend runs (Model refuses others: CTNN_BACKEND_CANNOT_RUN).
-  // Grouped convolution has no CUDA kernel yet: networks with it are refused.
-  static constexpr std::uint32_t inference_ops = all_ops & ~op_bit(OpKind::grouped_conv);
+  // Grouped convolution and option-A shortcuts have no CUDA kernel yet: networks with them are refused.
+  static constexpr std::uint32_t inference_ops =
+      all_ops & ~op_bit(OpKind::grouped_conv) & ~op_bit(OpKind::pad_shortcut);
   static constexpr std::uint32_t training_ops = 0;
 
   class Executor {

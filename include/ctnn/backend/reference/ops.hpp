@@ -352,6 +352,25 @@ inline void dropout_backward(ConstTensorView dy, TensorView dx, bool accumulate,
   for (std::size_t j = 0; j < dy.size(); ++j) store(dx.data, j, mask ? dy.data[j] * mask[j] : dy.data[j], accumulate);
 }
 
+// ---- pad_shortcut (CIFAR option A: subsample, zero channels on both sides) -----
+
+inline void pad_shortcut_forward(const Op& op, ConstTensorView x, TensorView y) {
+  const std::size_t offset = static_cast<std::size_t>(op.out_channels - op.in_channels) / 2, s = static_cast<std::size_t>(op.stride);
+  std::fill(y.data, y.data + y.size(), 0.f);
+  for (std::size_t n = 0; n < y.shape.n; ++n)
+    for (std::size_t c = 0; c < x.shape.c; ++c)
+      for (std::size_t yy = 0; yy < y.shape.h; ++yy)
+        for (std::size_t xx = 0; xx < y.shape.w; ++xx) y(n, c + offset, yy, xx) = x(n, c, yy * s, xx * s);
+}
+inline void pad_shortcut_backward(const Op& op, ConstTensorView dy, TensorView dx, bool accumulate) {
+  const std::size_t offset = static_cast<std::size_t>(op.out_channels - op.in_channels) / 2, s = static_cast<std::size_t>(op.stride);
+  if (!accumulate) std::fill(dx.data, dx.data + dx.size(), 0.f);
+  for (std::size_t n = 0; n < dy.shape.n; ++n)
+    for (std::size_t c = 0; c < dx.shape.c; ++c)
+      for (std::size_t yy = 0; yy < dy.shape.h; ++yy)
+        for (std::size_t xx = 0; xx < dy.shape.w; ++xx) dx(n, c, yy * s, xx * s) += dy(n, c + offset, yy, xx);
+}
+
 // ---- add (y = x + residual; both inputs receive dy) ---------------------------
 
 inline void add_forward(ConstTensorView x, ConstTensorView r, TensorView y) {

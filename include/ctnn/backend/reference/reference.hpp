@@ -104,6 +104,7 @@ struct Reference {
             if (x.data != y.data) std::copy(x.data, x.data + x.size(), y.data);
             break;
           case OpKind::add: k::add_forward(x, source(op.residual), y); break;
+          case OpKind::pad_shortcut: k::pad_shortcut_forward(op, x, y); break;
         }
       }
       return source(stage == Stage::features ? program_.features : program_.output);

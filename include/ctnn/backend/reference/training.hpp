@@ -84,6 +84,10 @@ struct ReferenceTrainingKernels {
     reference_ops::dropout_backward(dy, dx, acc, mask);
   }
   void add_forward(ConstTensorView x, ConstTensorView r, TensorView y) { reference_ops::add_forward(x, r, y); }
+  void pad_shortcut_forward(const Op& op, ConstTensorView x, TensorView y) { reference_ops::pad_shortcut_forward(op, x, y); }
+  void pad_shortcut_backward(const Op& op, ConstTensorView dy, TensorView dx, bool acc) {
+    reference_ops::pad_shortcut_backward(op, dy, dx, acc);
+  }
   void pass_gradient(ConstTensorView dy, TensorView dx, bool acc) { reference_ops::pass_gradient(dy, dx, acc); }
 
   // The optimiser's rule, one parameter after another.
