@@ -8,7 +8,6 @@
 
 #include <algorithm>
 #include <cstddef>
-#include <numeric>
 #include <span>
 #include <vector>
 
@@ -35,10 +34,17 @@ struct SlotPlan {
 inline SlotPlan assign_slots(std::span<const Lifetime> lives) {
   SlotPlan plan;
   plan.slot_of.assign(lives.size(), -1);
-  std::vector<std::size_t> order(lives.size());
-  std::iota(order.begin(), order.end(), std::size_t{0});
-  std::stable_sort(order.begin(), order.end(),
-                   [&](std::size_t a, std::size_t b) { return lives[a].birth < lives[b].birth; });
+  // Values in order of birth (ties by id): a counting sort over the steps.
+  std::size_t steps = 0;
+  for (const Lifetime& l : lives)
+    if (l.birth != Lifetime::never) steps = std::max(steps, l.birth + 1);
+  std::vector<std::size_t> first(steps + 1, 0), order;
+  for (const Lifetime& l : lives)
+    if (l.birth != Lifetime::never) ++first[l.birth + 1];
+  for (std::size_t s = 0; s < steps; ++s) first[s + 1] += first[s];
+  order.resize(first[steps]);
+  for (std::size_t v = 0; v < lives.size(); ++v)
+    if (lives[v].birth != Lifetime::never) order[first[lives[v].birth]++] = v;
   std::vector<std::size_t> active;  // values holding a slot
   std::vector<int> free_slots;
   for (std::size_t v : order) {
