@@ -76,4 +76,25 @@ concept Optimizer = requires(O o, const O c, float p, float* s) {
   o.weight_decay;
 };
 
+// A run of the arena the optimiser moves, with its group's settings.
+struct TrainableRange {
+  std::size_t offset = 0, size = 0;
+  double lr_scale = 1;        // multiplies the optimiser's learning rate
+  bool weight_decay = true;   // false: no weight decay (BatchNorm parameters, biases, if asked)
+};
+
+// The rule over parameters [first, last) of range `r`, at the rate and decay in
+// force for its group, gradients scaled by `gradient_scale` (clipping). Every
+// backend's apply() runs this, whole or split over threads.
+template <Optimizer O>
+void update_range(const O& optimizer, const TrainableRange& r, std::size_t first, std::size_t last, float* params,
+                  const float* grads, float* state, double gradient_scale) {
+  const auto k = static_cast<std::size_t>(optimizer.state_size());
+  const double lr = optimizer.lr * r.lr_scale, decay = r.weight_decay ? optimizer.weight_decay : 0.0;
+  for (std::size_t i = first; i < last; ++i) {
+    const float g = gradient_scale == 1 ? grads[i] : static_cast<float>(grads[i] * gradient_scale);
+    optimizer.update(params[i], g, state + k * i, lr, decay);
+  }
+}
+
 }  // namespace ctnn::train

@@ -26,13 +26,6 @@ namespace ctnn::train {
 
 inline constexpr int no_value = -1;
 
-// A run of the arena the optimiser moves, with its group's settings.
-struct TrainableRange {
-  std::size_t offset = 0, size = 0;
-  double lr_scale = 1;        // multiplies the optimiser's learning rate
-  bool weight_decay = true;   // false: no weight decay (BatchNorm parameters, biases, if asked)
-};
-
 // Training mode: BatchNorm uses batch statistics and updates its running ones,
 // Dropout drops. Eval mode: running statistics, Dropout is the identity.
 enum class Mode { train, eval };

@@ -87,9 +87,7 @@ class Trainer {
         executor_(model.program(), model.parameters(), first_trained_op(model, options.scope)),
         options_(std::move(options)) {
     const std::string_view head = ctnn::detail::head_prefix<Net>();
-    const auto in_module = [](const std::string& name, const std::string& module) {
-      return ctnn::detail::under(name, module);
-    };
+    const auto in_module = ctnn::detail::under;
     for (const auto& [module, scale] : options_.lr_scale)
       if (!(scale >= 0) || !std::isfinite(scale))
         throw std::invalid_argument("ctnn: learning-rate multiplier " + std::to_string(scale) + " for '" + module +

@@ -376,18 +376,13 @@ class TrainingKernels {
   template <class O>
   void apply(const O& optimizer, const std::vector<train::TrainableRange>& ranges, float* params, const float* grads,
              float* state, double gradient_scale) {
-    const auto k = static_cast<std::size_t>(optimizer.state_size());
     constexpr std::size_t piece = 16384;
     for (const train::TrainableRange& r : ranges) {
-      const double lr = optimizer.lr * r.lr_scale, decay = r.weight_decay ? optimizer.weight_decay : 0.0;
       const long pieces = static_cast<long>((r.size + piece - 1) / piece);
       parallel().at_least(r.size, piece)(pieces, [&](long t, int) {
         const std::size_t first = r.offset + static_cast<std::size_t>(t) * piece;
-        const std::size_t last = std::min(r.offset + r.size, first + piece);
-        for (std::size_t i = first; i < last; ++i) {
-          const float g = gradient_scale == 1 ? grads[i] : static_cast<float>(grads[i] * gradient_scale);
-          optimizer.update(params[i], g, state + k * i, lr, decay);
-        }
+        train::update_range(optimizer, r, first, std::min(r.offset + r.size, first + piece), params, grads, state,
+                            gradient_scale);
       });
     }
   }

@@ -94,14 +94,8 @@ struct ReferenceTrainingKernels {
   template <class O>
   void apply(const O& optimizer, const std::vector<train::TrainableRange>& ranges, float* params, const float* grads,
              float* state, double gradient_scale) {
-    const auto k = static_cast<std::size_t>(optimizer.state_size());
-    for (const train::TrainableRange& r : ranges) {
-      const double lr = optimizer.lr * r.lr_scale, decay = r.weight_decay ? optimizer.weight_decay : 0.0;
-      for (std::size_t i = r.offset; i < r.offset + r.size; ++i) {
-        const float g = gradient_scale == 1 ? grads[i] : static_cast<float>(grads[i] * gradient_scale);
-        optimizer.update(params[i], g, state + k * i, lr, decay);
-      }
-    }
+    for (const train::TrainableRange& r : ranges)
+      train::update_range(optimizer, r, r.offset, r.offset + r.size, params, grads, state, gradient_scale);
   }
 };
 
