@@ -28,6 +28,7 @@
 #include <ctnn/ctnn.hpp>
 #include <ctnn/data/batches.hpp>
 #include <ctnn/data/dataset.hpp>
+#include <ctnn/train/fit.hpp>
 
 #include "fashion_mnist.hpp"
 #include "wrong_head_diagnostic.hpp"
@@ -169,24 +170,6 @@ ctnn::data::ImageDataset load(const Options& o, const char* part) {
   }
 }
 
-// Accuracy of a model over a data set, batch by batch (inference backend, BatchNorm folded).
-template <class M, class Correct>
-double accuracy(M& model, const ctnn::data::ImageDataset& d, std::size_t batch, Correct&& correct) {
-  ctnn::data::Batches batches(d, batch, 0, {.shuffle = false, .normalize = {{fashion_mnist::mean}, {fashion_mnist::stddev}}});
-  auto ctx = model.make_context({batch, d.height(), d.width()});
-  std::size_t right = 0;
-  for (std::size_t b = 0; b < batches.count(); ++b) {
-    const ctnn::data::Batch x = batches.get(b);
-    const ctnn::ConstTensorView y = model.forward(x.images, ctx);
-    for (std::size_t i = 0; i < x.labels.size(); ++i) right += correct(y.item(i), x.labels[i]) ? 1 : 0;
-  }
-  return 100.0 * static_cast<double>(right) / static_cast<double>(d.size());
-}
-
-std::size_t argmax(std::span<const float> row) {
-  return static_cast<std::size_t>(std::max_element(row.begin(), row.end()) - row.begin());
-}
-
 constexpr int shirt = 6;  // Fashion-MNIST's hardest class: confused with T-shirts, pullovers and coats
 
 int train_and_fine_tune(const Options& o) {
@@ -200,10 +183,11 @@ int train_and_fine_tune(const Options& o) {
               fashion_mnist::ascii_art(test.image(0), 28, 28, "      ").c_str());
 
   // The whole network from scratch: He et al.'s CIFAR recipe on one channel.
+  const ctnn::data::Normalize normalize{{fashion_mnist::mean}, {fashion_mnist::stddev}};
   ctnn::Model<Cifar> model(ctnn::Init::torchvision, /*seed=*/1);
   ctnn::data::Batches batches(train, o.batch, /*seed=*/1,
                               {.augment = {.crop_padding = 2, .horizontal_flip = true},
-                               .normalize = {{fashion_mnist::mean}, {fashion_mnist::stddev}}});
+                               .normalize = normalize});
   const long steps = static_cast<long>(o.epochs * batches.count());
   auto trainer = ctnn::train::make_trainer<ctnn::train::CrossEntropy>(
       model, ctnn::train::SGD{.lr = o.lr, .momentum = 0.9, .weight_decay = 5e-4, .nesterov = true},
@@ -214,28 +198,11 @@ int train_and_fine_tune(const Options& o) {
               grouped(Cifar::parameter_count).c_str(), o.lr, steps, o.batch);
   std::printf("  backend: %s\n", model.backend_description().c_str());
   const auto start = Clock::now();
-  for (std::size_t epoch = 0; epoch < o.epochs; ++epoch) {
-    batches.start_epoch(epoch);
-    double loss = 0;
-    std::size_t seen = 0;
-    const auto epoch_start = Clock::now();
-    for (std::size_t b = 0; b < batches.count(); ++b) {
-      const ctnn::data::Batch x = batches.get(b);
-      loss += trainer.step(x.images, {.classes = x.labels}) * static_cast<double>(x.labels.size());
-      seen += x.labels.size();
-      if ((b + 1) % 100 == 0 || b + 1 == batches.count())
-        std::printf("    epoch %zu/%zu  batch %4zu/%zu  loss %.4f  %.0f images/s\n", epoch + 1, o.epochs, b + 1,
-                    batches.count(), loss / static_cast<double>(seen),
-                    static_cast<double>(seen) / seconds_since(epoch_start)),
-            std::fflush(stdout);
-    }
-  }
-  trainer.sync_model();
+  ctnn::train::fit(trainer, batches, /*validation=*/nullptr, {.epochs = o.epochs});
   const double train_seconds = seconds_since(start);
-  const double ten = accuracy(model, test, 250, [](std::span<const float> row, int label) {
-    return static_cast<int>(argmax(row)) == label;
-  });
-  std::printf("  trained in %.1f s\n  test accuracy (10 classes): %.2f%%\n\n", train_seconds, ten);
+  const auto ten = ctnn::train::evaluate<ctnn::train::CrossEntropy>(model, test, 250, normalize);
+  std::printf("  trained in %.1f s\n  test accuracy (10 classes): %.2f%%\n\n", train_seconds,
+              100 * ten.confusion.accuracy());
 
   // The article's head swap: keep the backbone, a new Sigmoid head, train only the head.
   std::printf("4. The head swap: \"is it a shirt?\" on the trained backbone\n\n");
@@ -248,7 +215,7 @@ int train_and_fine_tune(const Options& o) {
               r.loaded.size(), r.kept.size());
   // Cache the frozen backbone's features once; the head then trains on them alone.
   const auto feature_start = Clock::now();
-  ctnn::data::Batches plain(train, 250, 0, {.shuffle = false, .normalize = {{fashion_mnist::mean}, {fashion_mnist::stddev}}});
+  ctnn::data::Batches plain(train, 250, 0, {.shuffle = false, .normalize = normalize});
   ctnn::Tensor features(train.size(), 64, 1, 1);
   std::vector<float> is_shirt(train.size());
   {
@@ -272,9 +239,7 @@ int train_and_fine_tune(const Options& o) {
                             {.binary = std::span<const float>(is_shirt.data() + first, n)});
     }
   head.sync_model();
-  const double shirts = accuracy(binary, test, 250, [](std::span<const float> row, int label) {
-    return (row[0] >= 0.5f) == (label == shirt);
-  });
+  const double shirts = 100 * ctnn::train::evaluate<ctnn::train::BCE>(binary, test, 250, normalize, shirt).confusion.accuracy();
   std::printf("  head trained for 20 epochs on the cached features (Adam, BCE)\n");
   std::printf("  test accuracy (shirt vs rest): %.2f%% (always answering \"not a shirt\" scores 90%%)\n", shirts);
   return 0;

@@ -7,6 +7,8 @@
 
 #include <ctnn/io/npy.hpp>
 
+#include "run_tool.hpp"
+
 #include <sys/wait.h>
 
 #include <algorithm>
@@ -35,44 +37,14 @@ const fs::path data = fs::path(CTNN_TEST_DATA_DIR) / "infer";
 const fs::path images = fs::path(CTNN_TEST_DATA_DIR) / "image";
 
 fs::path scratch() {
-  static const fs::path dir = [] {
-    fs::path d = fs::temp_directory_path() / ("ctnn-test-infer-" + std::to_string(::getpid()));
-    fs::create_directories(d);
-    return d;
-  }();
+  static const fs::path dir = ctnn_test::scratch_dir("infer");
   return dir;
 }
 
-std::string quote(const std::string& s) {
-  std::string q = "'";
-  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
-struct Run {
-  int status = -1;
-  std::string out, err;
-};
-
-// Runs ctnn-infer with `args` (already quoted where needed), one OpenMP thread.
-Run run(const std::string& args) {
-  static int counter = 0;
-  const fs::path out = scratch() / ("out" + std::to_string(counter) + ".txt");
-  const fs::path err = scratch() / ("err" + std::to_string(counter++) + ".txt");
-  const std::string cmd = "OMP_NUM_THREADS=1 " + quote(tool) + " " + args + " >" + quote(out.string()) + " 2>" +
-                          quote(err.string());
-  const int raw = std::system(cmd.c_str());
-  Run r;
-  r.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : 128 + (WIFSIGNALED(raw) ? WTERMSIG(raw) : 0);
-  r.out = slurp(out);
-  r.err = slurp(err);
-  return r;
-}
+using ctnn_test::slurp;
+using Run = ctnn_test::ToolRun;
+std::string quote(const std::string& s) { return ctnn_test::shell_quote(s); }
+Run run(const std::string& args) { return ctnn_test::run_tool(tool, args, scratch()); }
 
 std::string q(const fs::path& p) { return quote(p.string()); }
 

@@ -174,3 +174,40 @@ TEST_CASE("a failed strict load of a dynamic head leaves the model exactly as it
   any.load(to_file(seven.save_to_memory()));  // and a good file still loads
   CHECK(any.classes() == 7);
 }
+
+TEST_CASE("renaming modules on load: a CIFAR script's 'linear' head, nn.DataParallel's 'module.'") {
+  Model<Cifar10, backend::Reference> a(Init::torchvision, 1), b(Init::torchvision, 2);
+  // Written as the CIFAR ResNet scripts name it: the head is 'linear', every name under 'module.'.
+  std::vector<io::TensorToWrite> out;
+  std::vector<std::string> names;
+  for (const TensorInfo& t : a.tensors()) {
+    std::string n = t.name.starts_with("fc.") ? "linear." + t.name.substr(3) : t.name;
+    out.push_back({"module." + n, io::DType::f32, {t.shape.begin(), t.shape.end()}, std::as_bytes(a.tensor(t.name))});
+  }
+  const std::vector<std::byte> bytes = io::write_safetensors_to_memory(out);
+  {
+    io::TensorFile f = to_file(bytes);
+    const std::string e = [&] {
+      try { b.load(f); } catch (const io::LoadError& err) { return std::string(err.what()); }
+      return std::string();
+    }();
+    CHECK(e.find("file.rename(\"module\", \"\")") != std::string::npos);
+    CHECK(f.rename("module", "") == a.tensors().size());
+    CHECK_THROWS_WITH_AS(b.load(f), doctest::Contains("the file's head is called 'linear'"), io::LoadError);
+    CHECK(f.rename("linear", "fc") == 2);
+    CHECK(f.rename("linear", "fc") == 0);  // nothing left under 'linear'
+    b.load(f);
+    CHECK(std::equal(a.parameters().begin(), a.parameters().end(), b.parameters().begin()));
+  }
+  {
+    io::TensorFile f = to_file(bytes);
+    CHECK(f.rename("module.layer1", "layer9") > 0);  // a module path of several parts
+    CHECK(f.find("layer9.0.conv1.weight") != nullptr);
+    CHECK(f.find("module.layer1.0.conv1.weight") == nullptr);
+    CHECK(f.find("module.layer10.0.conv1.weight") == nullptr);
+    CHECK_THROWS_WITH_AS(f.rename("module.layer2", "layer9"), doctest::Contains("gives two tensors the name"),
+                         io::LoadError);
+    CHECK(f.find("layer9.0.conv1.weight") != nullptr);  // a refused rename changes nothing
+    CHECK(f.find("module.layer2.0.conv1.weight") != nullptr);
+  }
+}

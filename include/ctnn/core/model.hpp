@@ -363,6 +363,16 @@ LoadReport Model<Net, Backend>::load(const io::TensorFile& file, Load policy) {
     std::string msg = "ctnn: " + file.source + ": " + std::to_string(missing.size()) + " tensor(s) missing:";
     for (std::size_t i = 0; i < missing.size() && i < 8; ++i) msg += (i ? ", " : " ") + missing[i];
     if (missing.size() > 8) msg += ", ...";
+    // Two layouts PyTorch training scripts commonly write: name the rename that loads them.
+    const auto file_has = [&](std::string_view module) {
+      return std::any_of(file.tensors.begin(), file.tensors.end(), [&](const io::TensorRecord& r) { return detail::under(r.name, module); });
+    };
+    if (!file.tensors.empty() && std::all_of(file.tensors.begin(), file.tensors.end(),
+                                             [](const io::TensorRecord& r) { return r.name.starts_with("module."); }))
+      msg += " (every tensor of the file is under 'module.', as nn.DataParallel saves: file.rename(\"module\", \"\") first)";
+    else if (!head.empty() && !file_has(head) && file_has("linear"))
+      msg += " (the file's head is called 'linear', as CIFAR ResNet scripts name it: file.rename(\"linear\", \"" +
+             std::string(head) + "\") first)";
     throw io::LoadError(msg);
   }
   for (const io::TensorRecord& r : file.tensors) {

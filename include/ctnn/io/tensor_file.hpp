@@ -4,6 +4,7 @@
 // it, so policies are written once for all formats.
 #pragma once
 
+#include <algorithm>
 #include <bit>
 #include <cstddef>
 #include <cstdint>
@@ -166,6 +167,35 @@ struct TensorFile {
     for (const auto& t : tensors)
       if (t.name == name) return &t;
     return nullptr;
+  }
+
+  // Renames every tensor under module `from` ("linear" covers "linear.weight",
+  // not "linear2.weight") to the same place under `to`; an empty `from` or
+  // `to` adds or strips a prefix ("module." of DataParallel checkpoints:
+  // rename("module", "")). Returns how many were renamed; refuses a rename
+  // that would give two tensors one name.
+  std::size_t rename(std::string_view from, std::string_view to) {
+    const auto moved = [&](const std::string& name) -> std::optional<std::string> {
+      if (from.empty()) return to.empty() ? name : std::string(to) + "." + name;
+      if (name == from) return std::string(to);
+      if (name.size() > from.size() && name.starts_with(from) && name[from.size()] == '.')
+        return to.empty() ? name.substr(from.size() + 1) : std::string(to) + name.substr(from.size());
+      return std::nullopt;
+    };
+    std::vector<std::string> names;
+    std::size_t count = 0;
+    for (const auto& t : tensors) {
+      const auto m = moved(t.name);
+      names.push_back(m ? *m : t.name);
+      count += m ? 1 : 0;
+    }
+    std::vector<std::string_view> sorted(names.begin(), names.end());
+    std::sort(sorted.begin(), sorted.end());
+    if (const auto twin = std::adjacent_find(sorted.begin(), sorted.end()); twin != sorted.end())
+      throw LoadError(source + ": renaming '" + printable(from) + "' to '" + printable(to) +
+                      "' gives two tensors the name '" + printable(*twin) + "'");
+    for (std::size_t i = 0; i < names.size(); ++i) tensors[i].name = std::move(names[i]);
+    return count;
   }
 };
 

@@ -2,13 +2,15 @@
 // needs to continue exactly as the uninterrupted one would (tested bit for
 // bit): the model's tensors under their torchvision names, the optimiser's
 // state, its step count (hence the schedule's position), the dropout RNG, and
-// the caller's progress (epoch, batch) in __metadata__.
+// the caller's progress (epoch, batch) in __metadata__, and the epochs done so
+// far (train::fit's history: its curves, keep-best and early stopping resume
+// with it).
 //
 //   train::save_checkpoint(trainer, "run.ckpt.safetensors", {.epoch = 3, .batch = 0});
 //   const train::Progress at = train::load_checkpoint(trainer, "run.ckpt.safetensors");
 //
-// The model tensors load into PyTorch with the optimiser's entries filtered
-// out: {k: v for k, v in state.items() if not k.startswith("optimizer.")}.
+// The model tensors load into PyTorch with the trainer's entries filtered
+// out: {k: v for k, v in state.items() if not k.startswith(("optimizer.", "progress."))}.
 #pragma once
 
 #include <algorithm>
@@ -21,15 +23,43 @@
 
 #include "ctnn/io/model_io.hpp"
 #include "ctnn/io/safetensors.hpp"
+#include "ctnn/train/report.hpp"
 #include "ctnn/train/trainer.hpp"
 
 namespace ctnn::train {
 
 struct Progress {
   std::uint64_t epoch = 0, batch = 0;  // where the resumed run continues
+  std::vector<EpochRecord> history{};  // the epochs done so far
 };
 
 namespace detail {
+// progress.history: one row of doubles per epoch record, in this order.
+inline constexpr std::size_t history_columns = 8;
+inline std::vector<double> history_rows(const std::vector<EpochRecord>& h) {
+  std::vector<double> rows;
+  for (const EpochRecord& r : h)
+    rows.insert(rows.end(), {static_cast<double>(r.epoch), r.train_loss, r.train_accuracy, r.val_loss, r.val_accuracy,
+                             r.learning_rate, r.seconds, r.images_per_second});
+  return rows;
+}
+inline std::vector<EpochRecord> history_records(const io::TensorFile& f) {
+  const io::TensorRecord* t = f.find("progress.history");
+  if (!t) return {};  // a checkpoint written without a history
+  if (t->dtype != io::DType::f64 || t->shape.size() != 2 || t->shape[1] != history_columns)
+    throw io::LoadError(f.source + ": 'progress.history' has shape " + io::shape_string(t->shape) + " of " +
+                        std::string(io::dtype_name(t->dtype)) + ", expected F64 [epochs, " +
+                        std::to_string(history_columns) + "]");
+  std::vector<EpochRecord> h(t->shape[0]);
+  for (std::size_t i = 0; i < h.size(); ++i) {
+    double v[history_columns];
+    std::memcpy(v, t->bytes.data() + i * sizeof v, sizeof v);
+    if (!(v[0] >= 1 && v[0] < 1e9)) throw io::LoadError(f.source + ": 'progress.history' row " + std::to_string(i) + " has no epoch number");
+    h[i] = {static_cast<std::size_t>(v[0]), v[1], v[2], v[3], v[4], v[5], v[6], v[7]};
+  }
+  return h;
+}
+
 inline std::string metadata_value(const io::TensorFile& f, const std::string& key) {
   for (const auto& [k, v] : f.metadata)
     if (k == key) return v;
@@ -52,7 +82,7 @@ inline std::uint64_t metadata_number(const io::TensorFile& f, const std::string&
 
 template <class Loss, class Net, class Backend, class Opt>
 void save_checkpoint(const Trainer<Loss, Net, Backend, Opt>& trainer, const std::filesystem::path& path,
-                     Progress progress) {
+                     const Progress& progress) {
   const auto& ex = trainer.executor();
   std::vector<io::TensorToWrite> tensors = ctnn::detail::tensors_to_write(trainer.model().tensors(), ex.parameters());
   const std::span<const float> state = ex.optimizer_state();
@@ -61,6 +91,10 @@ void save_checkpoint(const Trainer<Loss, Net, Backend, Opt>& trainer, const std:
   tensors.push_back({"optimizer.state", io::DType::f32, {state.size()}, std::as_bytes(state)});
   tensors.push_back({"optimizer.batchnorm_batches", io::DType::i64, {seen.size()},
                      std::as_bytes(std::span<const std::int64_t>(seen))});
+  const std::vector<double> history = detail::history_rows(progress.history);
+  if (!history.empty())
+    tensors.push_back({"progress.history", io::DType::f64, {progress.history.size(), detail::history_columns},
+                       std::as_bytes(std::span<const double>(history))});
   const auto r = trainer.resumable();
   io::write_safetensors(path, tensors,
                         {{"format", "pt"},
@@ -113,7 +147,7 @@ Progress load_checkpoint(Trainer<Loss, Net, Backend, Opt>& trainer, const std::f
   trainer.resume({static_cast<long>(detail::metadata_number(f, "ctnn.optimizer_steps")),
                   detail::metadata_number(f, "ctnn.rng_state")},
                  params, state, batches);
-  return {detail::metadata_number(f, "ctnn.epoch"), detail::metadata_number(f, "ctnn.batch")};
+  return {detail::metadata_number(f, "ctnn.epoch"), detail::metadata_number(f, "ctnn.batch"), detail::history_records(f)};
 }
 
 }  // namespace ctnn::train

@@ -33,6 +33,13 @@ struct LossOptions {
   double label_smoothing = 0;  // CrossEntropy: targets (1 - e) one-hot + e / classes (PyTorch's label_smoothing)
 };
 
+// The predicted class of one output row: its largest entry (the first of equals, as torch.argmax).
+inline int predicted_class(std::span<const float> row) {
+  return static_cast<int>(std::max_element(row.begin(), row.end()) - row.begin());
+}
+// A binary head's decision (1: positive): probability >= 0.5, or logit >= 0.
+inline int predicted_binary(float y, Output out) { return y >= (out == Output::sigmoid_probabilities ? 0.5f : 0.f) ? 1 : 0; }
+
 namespace detail {
 inline void no_smoothing(const LossOptions& o, const char* loss) {
   if (o.label_smoothing != 0)

@@ -134,6 +134,10 @@ class Trainer {
 
   // The learning rate the next step will use.
   double learning_rate() const { return options_.schedule ? options_.schedule->at(optimizer_.steps) : optimizer_.lr; }
+  // Of the last step's images, how many the network (in training mode) classified
+  // right before the step: a running training accuracy at no extra cost (binary
+  // targets: the decision against the target rounded).
+  std::size_t last_correct() const { return last_correct_; }
   // The gradient norm of the last step, before clipping.
   double gradient_norm() const { return last_norm_; }
 
@@ -189,6 +193,11 @@ class Trainer {
     // statistics); a frozen backbone already ran in eval mode to produce the features.
     const ConstTensorView y = executor_.forward(input, Mode::train, rng_);
     const double value = Loss::value(y, targets, executor_.output_gradient(), options_.loss);
+    last_correct_ = 0;
+    for (std::size_t i = 0; i < targets.classes.size(); ++i)
+      last_correct_ += predicted_class(y.item(i)) == targets.classes[i] ? 1 : 0;
+    for (std::size_t i = 0; i < targets.binary.size(); ++i)
+      last_correct_ += predicted_binary(y.data[i], Loss::expects) == (targets.binary[i] >= 0.5f) ? 1 : 0;
     executor_.backward();
     if (options_.schedule) optimizer_.lr = options_.schedule->at(optimizer_.steps);
     double scale = 1;
@@ -208,6 +217,7 @@ class Trainer {
   Executor executor_;
   TrainOptions options_;
   double last_norm_ = 0;
+  std::size_t last_correct_ = 0;
   bool sync_every_step_ = true;
   std::optional<typename Model<Net, Backend>::Context> ctx_;
   Capacity capacity_{};

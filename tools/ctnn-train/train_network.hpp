@@ -1,0 +1,196 @@
+// The one function template behind every menu entry: build the model, take
+// the weights of --from, make the trainer from the options, run train::fit,
+// print the confusion matrix and the test accuracy. Included only by the
+// nets_*.cpp translation units.
+#pragma once
+
+#include <cmath>
+#include <cstdio>
+#include <memory>
+#include <string>
+
+#include <ctnn/ctnn.hpp>
+#include <ctnn/train/fit.hpp>
+
+#include "menu.hpp"
+
+namespace ctnn_train {
+
+template <int Features>
+struct Heads {
+  using linear = ctnn::Linear<Features, ctnn::dynamic>;
+  using sigmoid = ctnn::Sequential<ctnn::Linear<Features, 1>, ctnn::Sigmoid>;
+};
+
+inline ctnn::train::Schedule make_schedule(const Options& o, double lr, std::size_t steps_per_epoch) {
+  const long total = static_cast<long>(o.epochs * steps_per_epoch);
+  ctnn::train::Schedule s = ctnn::train::Schedule::constant(lr);
+  const auto parts = split(o.schedule, ':');
+  if (o.schedule == "constant") {
+  } else if (o.schedule == "cosine") {
+    s = ctnn::train::Schedule::cosine(lr, total);
+  } else if (o.schedule == "one-cycle") {
+    s = ctnn::train::Schedule::one_cycle(lr, total);
+  } else if (parts[0] == "step" && parts.size() == 3) {
+    const auto every = whole_number(parts[1], 1, 100000);
+    const auto gamma = real_number(parts[2]);
+    if (!every || !gamma || !(*gamma > 0 && *gamma <= 1))
+      throw UsageError("bad --schedule '" + o.schedule + "': expected step:EPOCHS:GAMMA, 0 < GAMMA <= 1");
+    s = ctnn::train::Schedule::step(lr, static_cast<long>(*every * static_cast<long long>(steps_per_epoch)), *gamma);
+  } else {
+    throw UsageError("unknown --schedule '" + o.schedule + "' (choose from constant, cosine, step:EPOCHS:GAMMA, one-cycle)");
+  }
+  if (o.warmup > 0) s = s.with_warmup(std::max(1L, std::lround(o.warmup * static_cast<double>(steps_per_epoch))), 0.01);
+  return s;
+}
+
+inline ctnn::data::Augment make_augment(const Options& o) {
+  ctnn::data::Augment a;
+  if (o.augment == "none") return a;
+  for (const std::string& item : split(o.augment, ',')) {
+    const auto parts = split(item, ':');
+    if (parts[0] == "flip" && parts.size() == 1) {
+      a.horizontal_flip = true;
+    } else if (parts[0] == "crop" && parts.size() == 2) {
+      const auto p = whole_number(parts[1], 0, 64);
+      if (!p) throw UsageError("bad --augment '" + o.augment + "': crop:P takes a padding from 0 to 64");
+      a.crop_padding = static_cast<int>(*p);
+    } else {
+      throw UsageError("bad --augment '" + o.augment + "': expected a list of crop:P and flip, or none");
+    }
+  }
+  return a;
+}
+
+template <class Loss, class M, class Opt>
+int fit_and_report(const Options& o, const DataSets& d, M& model, Opt optimizer) {
+  ctnn::data::Batches batches(d.train, o.batch, o.seed, {.augment = make_augment(o), .normalize = d.normalize});
+  ctnn::train::TrainOptions t{
+      .scope = o.train_head ? ctnn::train::Scope::head_only : ctnn::train::Scope::whole_network,
+      .seed = o.seed,
+      .schedule = make_schedule(o, optimizer.lr, batches.count()),
+      .decay_norm_and_bias = o.decay_norm_and_bias,
+      .lr_scale = o.lr_scale,
+      .frozen = o.frozen,
+      .clip_grad_norm = o.clip_grad_norm,
+      .loss = {.label_smoothing = o.label_smoothing}};
+  auto trainer = ctnn::train::make_trainer<Loss>(model, std::move(optimizer), std::move(t));
+  trainer.sync_every_step(false);  // fit() refreshes the inference view once per epoch
+  ctnn::train::Progress start;
+  if (!o.resume.empty()) {
+    start = ctnn::train::load_checkpoint(trainer, o.resume);
+    std::printf("resumed from %s at epoch %llu\n", o.resume.c_str(), static_cast<unsigned long long>(start.epoch));
+  }
+  const ctnn::train::ProgressStyle style = o.progress == "bar"     ? ctnn::train::ProgressStyle::bar
+                                           : o.progress == "lines" ? ctnn::train::ProgressStyle::lines
+                                           : o.progress == "quiet" ? ctnn::train::ProgressStyle::quiet
+                                                                   : ctnn::train::ProgressStyle::automatic;
+  std::printf("backend: %s\n", model.backend_description().c_str());
+  std::fflush(stdout);
+  const auto r = ctnn::train::fit(trainer, batches, &d.test,
+                                  {.epochs = o.epochs,
+                                   .stop_after = o.stop_after,
+                                   .eval_normalize = d.normalize,
+                                   .progress = style,
+                                   .title = o.arch + " on " + d.description,
+                                   .log = o.log,
+                                   .curves = o.curves,
+                                   .checkpoint = o.checkpoint,
+                                   .best = o.best,
+                                   .patience = o.patience,
+                                   .positive_class = d.positive_class},
+                                  std::move(start));
+  if (!o.save.empty()) model.save(o.save);
+  // The final model's evaluation (fit's last one, or a fresh one after a resumed, finished run).
+  const ctnn::train::Evaluation e = r.last_evaluation
+                                        ? *r.last_evaluation
+                                        : ctnn::train::evaluate<Loss>(model, d.test, 250, d.normalize, d.positive_class);
+  std::vector<std::string> names = d.class_names;
+  if (Loss::binary) names = {"not " + d.class_names[static_cast<std::size_t>(d.positive_class)],
+                             d.class_names[static_cast<std::size_t>(d.positive_class)]};
+  std::printf("\nconfusion matrix on the %zu test images (rows: true class, columns: predicted)\n%s", d.test.size(),
+              e.confusion.table(names).c_str());
+  if (r.stopped_early) std::printf("stopped early after epoch %zu\n", r.history.empty() ? 0 : r.history.back().epoch);
+  if (r.best_epoch > 0) std::printf("best test accuracy: %.2f%% (epoch %zu)\n", 100 * r.best_accuracy, r.best_epoch);
+  std::printf("test accuracy: %.2f%%\n", 100 * e.confusion.accuracy());
+  return 0;
+}
+
+template <class Net, class Loss>
+int train_network(const Options& o, const DataSets& d) {
+  using Model = ctnn::Model<Net>;
+  const std::size_t classes = o.classes.value_or(static_cast<std::size_t>(d.train.classes()));
+  if (!Loss::binary && classes != static_cast<std::size_t>(d.train.classes()))
+    throw UsageError("--head linear:" + std::to_string(classes) + " for data with " +
+                     std::to_string(d.train.classes()) + " classes");
+  std::unique_ptr<Model> model;
+  if constexpr (Model::dynamic_classes)
+    model = std::make_unique<Model>(classes, ctnn::Init::torchvision, o.seed);
+  else
+    model = std::make_unique<Model>(ctnn::Init::torchvision, o.seed);
+  if (!o.from.empty()) {
+    ctnn::io::TensorFile file = ctnn::io::read_weights(o.from);
+    for (const auto& [from, to] : o.renames)
+      if (file.rename(from, to) == 0)
+        throw UsageError(o.from + ": --rename " + from + "=" + to + " matches no tensor");
+    const bool new_head = o.train_head || o.new_head;
+    try {
+      const ctnn::LoadReport r = model->load(file, new_head ? ctnn::Load::backbone_only : ctnn::Load::strict);
+      std::printf("loaded %zu tensors from %s%s\n", r.loaded.size(), o.from.c_str(),
+                  new_head ? " (backbone only; the head is new)" : "");
+    } catch (const ctnn::io::LoadError& e) {
+      std::string msg = e.what();
+      if (const auto at = msg.find("load with ctnn::Load::backbone_only"); at != std::string::npos)
+        msg = msg.substr(0, at) + "pass --new-head (or --train head)";
+      throw UsageError(msg);
+    }
+    if (!Loss::binary && model->classes() != classes)
+      throw UsageError(o.from + ": the checkpoint's head has " + std::to_string(model->classes()) +
+                       " outputs, the data has " + std::to_string(classes) + " classes (--new-head replaces the head)");
+    if (new_head) {
+      const std::string scheme = o.init.empty() ? (Loss::binary ? "xavier" : "default") : o.init;
+      model->init(scheme == "xavier" ? ctnn::Init::xavier_uniform
+                  : scheme == "he"   ? ctnn::Init::he_normal
+                                     : ctnn::Init::pytorch_default,
+                  o.seed + 1, ctnn::detail::head_prefix<Net>());
+    }
+  } else if (!o.init.empty()) {
+    model->init(o.init == "xavier" ? ctnn::Init::xavier_uniform : o.init == "he" ? ctnn::Init::he_normal
+                                                                                  : ctnn::Init::pytorch_default,
+                o.seed + 1, ctnn::detail::head_prefix<Net>());
+  }
+  std::size_t learnable = 0;
+  for (const ctnn::TensorInfo& t : model->tensors()) learnable += t.trainable() ? t.size : 0;
+  std::printf("network: %s, %s head, %zu parameters\n", o.arch.c_str(),
+              Loss::binary ? ("sigmoid (" + d.class_names[static_cast<std::size_t>(d.positive_class)] + " or not)").c_str()
+                           : ("linear:" + std::to_string(classes)).c_str(),
+              learnable);
+  switch (o.optimizer) {
+    case Optim::sgd:
+      return fit_and_report<Loss>(o, d, *model,
+                                  ctnn::train::SGD{.lr = o.lr.value_or(0.1), .momentum = o.momentum,
+                                                   .weight_decay = o.weight_decay.value_or(5e-4), .nesterov = o.nesterov});
+    case Optim::adam:
+      return fit_and_report<Loss>(o, d, *model,
+                                  ctnn::train::Adam{.lr = o.lr.value_or(1e-3), .weight_decay = o.weight_decay.value_or(0)});
+    case Optim::adamw:
+      return fit_and_report<Loss>(o, d, *model, ctnn::train::Adam{.lr = o.lr.value_or(1e-3),
+                                                                  .weight_decay = o.weight_decay.value_or(0.01),
+                                                                  .decoupled = true});
+  }
+  return 1;
+}
+
+// One architecture's entries: 1 and 3 input channels, both heads.
+template <template <class, class> class Arch, int Features>
+void add_architecture(Registry& r, const std::string& arch) {
+  using H = Heads<Features>;
+  using Grey = ctnn::Image<1, ctnn::dynamic, ctnn::dynamic>;
+  using Rgb = ctnn::Image<3, ctnn::dynamic, ctnn::dynamic>;
+  r.push_back({arch, 1, Head::linear, &train_network<Arch<typename H::linear, Grey>, ctnn::train::CrossEntropy>});
+  r.push_back({arch, 3, Head::linear, &train_network<Arch<typename H::linear, Rgb>, ctnn::train::CrossEntropy>});
+  r.push_back({arch, 1, Head::sigmoid, &train_network<Arch<typename H::sigmoid, Grey>, ctnn::train::BCE>});
+  r.push_back({arch, 3, Head::sigmoid, &train_network<Arch<typename H::sigmoid, Rgb>, ctnn::train::BCE>});
+}
+
+}  // namespace ctnn_train
