@@ -12,6 +12,7 @@ packages=(
   doctest-dev                          # tests
   libbenchmark-dev                     # benchmarks
   libstb-dev pkg-config                # image decoding (stb, found through pkg-config)
+  libopenmpi-dev openmpi-bin           # the MPI component (data-parallel training) and its tests
   zlib1g-dev dataset-fashion-mnist     # the demo's images (gzip'd IDX)
 )
 

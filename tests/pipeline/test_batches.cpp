@@ -158,3 +158,35 @@ TEST_CASE("RandomCrop with zero padding and RandomHorizontalFlip, against every 
   const Batch again = b.get(0);
   CHECK(std::equal(first.begin(), first.end(), again.images.data));
 }
+
+TEST_CASE("shards split each epoch as PyTorch's DistributedSampler does") {
+  const ImageDataset d = numbered(10, 2, 2);
+  Batches whole(d, 4, 7);
+  const std::vector<std::size_t> perm(whole.order().begin(), whole.order().end());
+  // 10 images over 3 shards: the permutation padded with its first 2 to 12, then perm[r], perm[r + 3], ...
+  std::multiset<std::size_t> seen;
+  for (std::size_t r = 0; r < 3; ++r) {
+    Batches part(d, 2, 7, {.shard = r, .shards = 3});
+    REQUIRE(part.order().size() == 4);
+    CHECK(part.count() == 2);
+    for (std::size_t i = 0; i < 4; ++i) {
+      CHECK(part.order()[i] == perm[(r + 3 * i) % 10]);
+      seen.insert(part.order()[i]);
+    }
+    part.start_epoch(1);
+    whole.start_epoch(1);
+    CHECK(part.order()[1] == whole.order()[r + 3]);  // every epoch draws the shared permutation
+    whole.start_epoch(0);
+  }
+  CHECK(seen.size() == 12);
+  CHECK(seen.count(perm[0]) == 2);
+  CHECK(seen.count(perm[1]) == 2);
+  CHECK(seen.count(perm[2]) == 1);
+  // One shard is the whole epoch, augmentation draws included (what single-process runs had before shards).
+  Batches single(d, 4, 7, {.augment = {.crop_padding = 1, .horizontal_flip = true}, .shard = 0, .shards = 1});
+  Batches plain(d, 4, 7, {.augment = {.crop_padding = 1, .horizontal_flip = true}});
+  const Batch x = single.get(1), y = plain.get(1);
+  CHECK(std::equal(x.images.data, x.images.data + x.images.size(), y.images.data));
+  CHECK_THROWS_AS(Batches(d, 4, 7, {.shard = 3, .shards = 3}), std::invalid_argument);
+  CHECK_THROWS_AS(Batches(d, 4, 7, {.shards = 0}), std::invalid_argument);
+}

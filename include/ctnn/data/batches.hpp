@@ -50,6 +50,11 @@ struct BatchOptions {
   Augment augment{};
   Normalize normalize{};
   bool drop_last = false;  // drop a last batch smaller than the others
+  // Data-parallel training: this process's share of every epoch, as PyTorch's
+  // DistributedSampler draws it: the epoch's permutation padded with its own
+  // first images to a multiple of `shards`, then every shards-th image from
+  // position `shard`. Every process draws the same permutation (same seed).
+  std::size_t shard = 0, shards = 1;
 };
 
 struct Batch {
@@ -75,7 +80,11 @@ class Batches {
     for (float s : n.std)
       if (!(s > 0)) throw std::invalid_argument("ctnn: a normalisation deviation must be positive");
     if (options_.augment.crop_padding < 0) throw std::invalid_argument("ctnn: crop padding must be >= 0");
-    order_.resize(data.size());
+    if (options_.shards == 0 || options_.shard >= options_.shards)
+      throw std::invalid_argument("ctnn: shard " + std::to_string(options_.shard) + " of " +
+                                  std::to_string(options_.shards));
+    permutation_.resize(data.size());
+    order_.resize((data.size() + options_.shards - 1) / options_.shards);
     labels_.resize(batch);
     start_epoch(0);
   }
@@ -83,17 +92,20 @@ class Batches {
   // Draws the epoch's order (the identity without shuffling).
   void start_epoch(std::size_t epoch) {
     epoch_ = epoch;
-    std::iota(order_.begin(), order_.end(), std::size_t{0});
-    if (!options_.shuffle) return;
-    SplitMix64 rng(mix(seed_, epoch, 0x5EED));
-    for (std::size_t i = order_.size(); i > 1; --i) {  // Fisher-Yates
-      const auto j = static_cast<std::size_t>(rng.next() % i);
-      std::swap(order_[i - 1], order_[j]);
+    std::iota(permutation_.begin(), permutation_.end(), std::size_t{0});
+    if (options_.shuffle) {
+      SplitMix64 rng(mix(seed_, epoch, 0x5EED));
+      for (std::size_t i = permutation_.size(); i > 1; --i) {  // Fisher-Yates
+        const auto j = static_cast<std::size_t>(rng.next() % i);
+        std::swap(permutation_[i - 1], permutation_[j]);
+      }
     }
+    for (std::size_t i = 0; i < order_.size(); ++i)  // position shard + i * shards of the padded permutation
+      order_[i] = permutation_[(options_.shard + i * options_.shards) % permutation_.size()];
   }
 
   std::size_t count() const {
-    return options_.drop_last ? data_.size() / batch_ : (data_.size() + batch_ - 1) / batch_;
+    return options_.drop_last ? order_.size() / batch_ : (order_.size() + batch_ - 1) / batch_;
   }
   std::size_t epoch() const { return epoch_; }
   std::span<const std::size_t> order() const { return order_; }
@@ -102,12 +114,13 @@ class Batches {
   Batch get(std::size_t b) {
     if (b >= count())
       throw std::out_of_range("ctnn: batch " + std::to_string(b) + " of an epoch of " + std::to_string(count()));
-    const std::size_t first = b * batch_, n = std::min(batch_, data_.size() - first);
+    const std::size_t first = b * batch_, n = std::min(batch_, order_.size() - first);
     const std::size_t c = data_.channels(), h = data_.height(), w = data_.width();
     for (std::size_t i = 0; i < n; ++i) {
       const std::size_t index = order_[first + i];
       labels_[i] = data_.label(index);
-      SplitMix64 rng(mix(seed_, epoch_, first + i + 1));
+      // Augmentation keyed by the position in the whole (padded) epoch, so shards draw independently.
+      SplitMix64 rng(mix(seed_, epoch_, (first + i) * options_.shards + options_.shard + 1));
       const int p = options_.augment.crop_padding;
       const long dy = p ? static_cast<long>(rng.next() % static_cast<std::uint64_t>(2 * p + 1)) - p : 0;
       const long dx = p ? static_cast<long>(rng.next() % static_cast<std::uint64_t>(2 * p + 1)) - p : 0;
@@ -143,7 +156,8 @@ class Batches {
   std::uint64_t seed_;
   BatchOptions options_;
   std::size_t epoch_ = 0;
-  std::vector<std::size_t> order_;
+  std::vector<std::size_t> permutation_;  // the epoch's order of the whole data set
+  std::vector<std::size_t> order_;        // this shard's part of it
   Tensor images_;
   std::vector<int> labels_;
 };

@@ -35,6 +35,8 @@
 #include "ctnn/core/tensor.hpp"
 #include "ctnn/ir/extents.hpp"
 #include "ctnn/ir/validate.hpp"
+#include "ctnn/ir/op_traits.hpp"
+#include "ctnn/train/exchange.hpp"
 #include "ctnn/train/optim.hpp"
 #include "ctnn/train/tape.hpp"
 
@@ -60,6 +62,13 @@ class TapeExecutor {
   void write_parameters(std::span<float> arena) const { std::copy(params_.begin(), params_.end(), arena.begin()); }
   // The parameters the optimiser moves, with their groups' settings.
   void set_trainable(std::vector<TrainableRange> ranges) { trainable_ = std::move(ranges); }
+
+  // Data-parallel training (train/exchange.hpp): the exchange sees gradients as
+  // backward finishes them and averages them before the optimiser runs.
+  void set_exchange(GradientExchange* exchange) {
+    exchange_ = exchange;
+    if (exchange_) exchange_->start(params_);
+  }
 
   // The L2 norm of the trainable parameters' gradients (for clipping), in double.
   double gradient_norm() const {
@@ -152,8 +161,13 @@ class TapeExecutor {
             default: break;
           }
       }
+      if (exchange_) {  // this op's parameter gradients are final
+        if (op.weight != no_param) exchange_->gradient_ready(grads_, op.weight, weight_floats(op));
+        if (op.bias != no_param) exchange_->gradient_ready(grads_, op.bias, bias_floats(op));
+      }
       if (to.d_res != no_value) r.pass_gradient(dy, value(to.d_res), to.accumulate_res);
     }
+    if (exchange_) exchange_->gradients_done(grads_);
   }
 
   // One optimiser step over the trainable parameters, with the gradients
@@ -164,6 +178,7 @@ class TapeExecutor {
     const auto k = static_cast<std::size_t>(optimizer.state_size());
     if (state_.size() < k * params_.size()) state_.resize(k * params_.size(), 0.f);  // once, on the first step
     kernels_.apply(optimizer, trainable_, params_.data(), grads_.data(), state_.data(), gradient_scale);
+    if (exchange_) exchange_->parameters_updated(params_);
   }
 
   Kernels& kernels() { return kernels_; }
@@ -242,6 +257,7 @@ class TapeExecutor {
   std::vector<Saved> saved_;
   std::vector<long> batches_;  // per op: batches seen, for a cumulative-average BatchNorm
   Kernels kernels_;
+  GradientExchange* exchange_ = nullptr;
   ConstTensorView input_{};
   Extents reserved_{};
   Mode mode_ = Mode::train;

@@ -151,6 +151,14 @@ class Trainer {
   // training skips re-preparing the inference backend until it is asked.
   void sync_every_step(bool on) { sync_every_step_ = on; }
 
+  // Data-parallel training: `exchange` (e.g. distributed::DataParallel) makes
+  // every process start from rank 0's parameters and averages the gradients
+  // of every step; null detaches it.
+  void set_exchange(GradientExchange* exchange) {
+    executor_.set_exchange(exchange);
+    sync_model();
+  }
+
   const Opt& optimizer() const { return optimizer_; }
   Executor& executor() { return executor_; }
   const Executor& executor() const { return executor_; }

@@ -1,0 +1,20 @@
+# The optional MPI component: ctnn::mpi (header <ctnn/distributed/mpi.hpp>,
+# linking MPI::MPI_CXX), on when an MPI is found (Debian: libopenmpi-dev).
+# Nothing MPI reaches ctnn::ctnn.
+find_package(MPI QUIET COMPONENTS CXX)
+option(CTNN_MPI "Build the MPI component (data-parallel training) and its tests" ${MPI_CXX_FOUND})
+if(CTNN_MPI AND NOT MPI_CXX_FOUND)
+  message(FATAL_ERROR "ctnn: CTNN_MPI is on but no MPI was found (Debian: apt install libopenmpi-dev openmpi-bin)")
+endif()
+if(NOT CTNN_MPI)
+  message(STATUS "ctnn: no MPI found; the ctnn::mpi component and its tests are not built")
+  return()
+endif()
+add_library(ctnn_mpi INTERFACE)
+add_library(ctnn::mpi ALIAS ctnn_mpi)
+set_target_properties(ctnn_mpi PROPERTIES EXPORT_NAME mpi)
+target_link_libraries(ctnn_mpi INTERFACE ctnn MPI::MPI_CXX)
+if(CTNN_INSTALL)
+  install(TARGETS ctnn_mpi EXPORT ctnnMpiTargets)
+  install(EXPORT ctnnMpiTargets NAMESPACE ctnn:: DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/ctnn)
+endif()

@@ -1,0 +1,12 @@
+# Runs COMMAND (a list), which must fail, with EXPECT (if not empty) in its output.
+execute_process(COMMAND ${COMMAND} RESULT_VARIABLE _rc OUTPUT_VARIABLE _out ERROR_VARIABLE _err TIMEOUT 50)
+if(_rc EQUAL 0)
+  message(FATAL_ERROR "expected a failure, the job succeeded:\n${_out}${_err}")
+endif()
+if(_rc MATCHES "timeout")
+  message(FATAL_ERROR "the job hung (${_rc}):\n${_out}${_err}")
+endif()
+if(NOT EXPECT STREQUAL "" AND NOT "${_out}${_err}" MATCHES "${EXPECT}")
+  message(FATAL_ERROR "the job failed (${_rc}) without '${EXPECT}':\n${_out}${_err}")
+endif()
+message(STATUS "failed as expected (${_rc})")
