@@ -10,6 +10,9 @@
 //                gradients are (g0 + g1) / 2 of the ranks' own gradients,
 //                bit for bit, and the parameters are identical on both ranks;
 //                fit() sums the epoch statistics and the validation counts.
+//   resume       fit() over 2 epochs, against 1 epoch, a checkpoint written
+//                by rank 0 alone, and a resumed second epoch on every rank:
+//                the same parameters bit for bit, on both ranks.
 //   mismatch     rank 1 claims another batch: both ranks refuse, naming it.
 //   rank-throws  rank 1 throws mid-run: it reports and aborts the job.
 //   rank-exits   rank 1 exits mid-step without a word: mpirun ends the job.
@@ -173,8 +176,54 @@ int timing(const distributed::Mpi& mpi) {
   return 0;
 }
 
+int resume(const distributed::Mpi& mpi) {
+  const int rank = static_cast<int>(mpi.rank());
+  const data::ImageDataset d = images(32), val = images(9);
+  const data::ImageDataset part = distributed::evaluation_shard(val, mpi.rank(), mpi.size());
+  const data::BatchOptions opts{.augment = {.crop_padding = 1, .horizontal_flip = true}, .shard = mpi.rank(),
+                                .shards = mpi.size()};
+  const auto trainer_of = [](auto& model) {
+    return train::make_trainer<train::CrossEntropy>(model, train::SGD{.lr = 0.05, .momentum = 0.9},
+                                                    train::TrainOptions{.seed = 3, .schedule = train::Schedule::cosine(0.05, 8)});
+  };
+  const std::string ckpt = "ctnn-test-mpi-resume.ckpt.safetensors";
+  Model<Net, backend::Cpu> whole(Init::torchvision, 1), first(Init::torchvision, 1), second(Init::torchvision, 5);
+  {
+    auto t = trainer_of(whole);
+    distributed::DataParallel dp(mpi.world(), whole.program());
+    t.set_exchange(&dp);
+    data::Batches b(d, 4, 2, opts);
+    train::fit(t, b, &part, dp.fit_options({.epochs = 2, .progress = train::ProgressStyle::quiet}));
+  }
+  {
+    auto t = trainer_of(first);
+    distributed::DataParallel dp(mpi.world(), first.program());
+    t.set_exchange(&dp);
+    data::Batches b(d, 4, 2, opts);
+    train::fit(t, b, &part, dp.fit_options({.epochs = 2, .stop_after = 1, .progress = train::ProgressStyle::quiet,
+                                            .checkpoint = ckpt}));
+  }
+  MPI_Barrier(mpi.world());  // rank 0 has written the checkpoint
+  {
+    auto t = trainer_of(second);
+    const train::Progress at = train::load_checkpoint(t, ckpt);
+    expect(at.epoch == 1 && at.history.size() == 1, "the checkpoint is after epoch 1", rank);
+    distributed::DataParallel dp(mpi.world(), second.program());
+    t.set_exchange(&dp);
+    data::Batches b(d, 4, 2, opts);
+    const auto r = train::fit(t, b, &part, dp.fit_options({.epochs = 2, .progress = train::ProgressStyle::quiet}), at);
+    expect(r.history.size() == 2, "the resumed run's history has both epochs", rank);
+  }
+  const auto p = second.parameters(), q = whole.parameters();
+  expect(std::equal(p.begin(), p.end(), q.begin(), q.end()), "resumed parameters equal the uninterrupted run's", rank);
+  MPI_Barrier(mpi.world());
+  if (mpi.rank() == 0) std::remove(ckpt.c_str());
+  return failures;
+}
+
 int scenario(const distributed::Mpi& mpi, const std::string& name) {
   if (name == "same-data") return same_data(mpi);
+  if (name == "resume") return resume(mpi);
   if (name == "timing") return timing(mpi);
   if (name == "sharded") return sharded(mpi);
   Model<Net, backend::Cpu> model(Init::torchvision, 1);

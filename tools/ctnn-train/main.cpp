@@ -22,6 +22,7 @@
 #include <exception>
 #include <filesystem>
 #include <new>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -29,6 +30,10 @@
 
 #include "menu.hpp"
 #include "options.hpp"
+
+#if defined(CTNN_TRAIN_WITH_MPI)
+#include <ctnn/distributed/mpi.hpp>
+#endif
 
 namespace fs = std::filesystem;
 using namespace ctnn_train;
@@ -148,14 +153,45 @@ int run(const std::vector<std::string>& args) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  const std::vector<std::string> args(argv + 1, argv + argc);
+  // --distributed: MPI for the whole run. The configuration check, which every
+  // rank takes part in, ends each rank cleanly; any other error may be one
+  // rank's alone (a file missing on one host), so it aborts the job and no
+  // rank is left waiting in a collective.
+  bool distributed = false;
+  for (const std::string& a : args) distributed |= a == "--distributed";
+#if defined(CTNN_TRAIN_WITH_MPI)
+  std::optional<ctnn::distributed::Mpi> mpi;
+  if (distributed) mpi.emplace(argc, argv);
+  const std::string who = mpi ? "ctnn-train: rank " + std::to_string(mpi->rank()) + ": " : "ctnn-train: ";
+  if (mpi && mpi->rank() != 0 && !std::freopen("/dev/null", "w", stdout)) return 1;  // rank 0 reports
+  const auto fail = [&](const char* what, bool everywhere) {
+    std::fflush(stdout);
+    std::fprintf(stderr, "%s%s\n", who.c_str(), what);
+    if (mpi && !everywhere) mpi->abort(1);
+    return 1;
+  };
+#else
+  const auto fail = [&](const char* what, bool) {
+    std::fflush(stdout);
+    std::fprintf(stderr, "ctnn-train: %s\n", what);
+    return 1;
+  };
+#endif
   try {
-    return run(std::vector<std::string>(argv + 1, argv + argc));
+#if !defined(CTNN_TRAIN_WITH_MPI)
+    if (distributed) throw UsageError("--distributed needs a ctnn-train built with MPI (Debian: libopenmpi-dev)");
+#endif
+    return run(args);
   } catch (const std::bad_alloc&) {
-    std::fflush(stdout);
-    std::fprintf(stderr, "ctnn-train: out of memory\n");
+    return fail("out of memory", false);
+  } catch (const UsageError& e) {
+    return fail(e.what(), false);
+#if defined(CTNN_TRAIN_WITH_MPI)
+  } catch (const ctnn::distributed::MpiError& e) {
+    return fail(e.what(), true);  // a configuration check every rank took part in
+#endif
   } catch (const std::exception& e) {
-    std::fflush(stdout);
-    std::fprintf(stderr, "ctnn-train: %s\n", e.what());
+    return fail(e.what(), false);
   }
-  return 1;
 }

@@ -68,6 +68,8 @@ inline constexpr std::string_view usage_text =
     "  --stop-after N         train N epochs of the run, then stop (resume later with --resume)\n"
     "  --log FILE             JSON lines, one per epoch;   --curves FILE  loss/accuracy curves (SVG)\n"
     "  --progress P           auto (default: a bar on a terminal, lines otherwise) | bar | lines | quiet\n"
+    "  --distributed          data-parallel over the processes of an MPI job (mpirun -np N ctnn-train ...):\n"
+    "                         --batch per process, rank 0 prints and writes files (builds with MPI only)\n"
     "  --list                 print the compiled networks;   --help  this text\n"
     "\n"
     "Every run ends with 'test accuracy: NN.NN%'. Exit status 1 with a one-line message for bad usage or input.\n";
@@ -90,7 +92,8 @@ struct Options {
   std::vector<std::string> frozen;
   std::vector<std::pair<std::string, double>> lr_scale;
   std::string save, best, checkpoint, resume, log, curves, progress = "auto";
-  bool augment_given = false, help = false, list = false;
+  bool augment_given = false, help = false, list = false, distributed = false;
+  std::vector<std::string> arguments;  // the command line as given (compared across ranks)
 };
 
 inline constexpr std::string_view architectures[] = {"resnet20",  "resnet32",  "resnet56",  "resnet110", "resnet20a",
@@ -123,6 +126,7 @@ inline std::optional<double> real_number(std::string_view s) {
 
 inline Options parse_options(const std::vector<std::string>& args) {
   Options o;
+  o.arguments = args;
   for (std::size_t i = 0; i < args.size(); ++i) {
     std::string flag = args[i], value;
     bool inline_value = false;
@@ -151,6 +155,7 @@ inline Options parse_options(const std::vector<std::string>& args) {
     };
     if (flag == "--help" || flag == "-h") no_value(), o.help = true;
     else if (flag == "--list") no_value(), o.list = true;
+    else if (flag == "--distributed") no_value(), o.distributed = true;
     else if (flag == "--arch") o.arch = take();
     else if (flag == "--head") {
       const std::string spec = take();

@@ -7,12 +7,17 @@
 #include <cmath>
 #include <cstdio>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include <ctnn/ctnn.hpp>
 #include <ctnn/train/fit.hpp>
 
 #include "menu.hpp"
+
+#if defined(CTNN_TRAIN_WITH_MPI)
+#include <ctnn/distributed/mpi.hpp>
+#endif
 
 namespace ctnn_train {
 
@@ -62,9 +67,31 @@ inline ctnn::data::Augment make_augment(const Options& o) {
   return a;
 }
 
+// --distributed: this process's place in the MPI job (main() initialised MPI).
+struct Place {
+  std::size_t rank = 0, size = 1;
+};
+inline Place place(const Options& o) {
+  Place p;
+#if defined(CTNN_TRAIN_WITH_MPI)
+  if (o.distributed) {
+    int r = 0, n = 1;
+    MPI_Comm_rank(MPI_COMM_WORLD, &r);
+    MPI_Comm_size(MPI_COMM_WORLD, &n);
+    p = {static_cast<std::size_t>(r), static_cast<std::size_t>(n)};
+  }
+#else
+  (void)o;
+#endif
+  return p;
+}
+
 template <class Loss, class M, class Opt>
 int fit_and_report(const Options& o, const DataSets& d, M& model, Opt optimizer) {
-  ctnn::data::Batches batches(d.train, o.batch, o.seed, {.augment = make_augment(o), .normalize = d.normalize});
+  const Place at = place(o);
+  // Each process its DistributedSampler shard (the whole epoch when not distributed).
+  ctnn::data::Batches batches(d.train, o.batch, o.seed,
+                              {.augment = make_augment(o), .normalize = d.normalize, .shard = at.rank, .shards = at.size});
   ctnn::train::TrainOptions t{
       .scope = o.train_head ? ctnn::train::Scope::head_only : ctnn::train::Scope::whole_network,
       .seed = o.seed,
@@ -86,21 +113,39 @@ int fit_and_report(const Options& o, const DataSets& d, M& model, Opt optimizer)
                                            : o.progress == "quiet" ? ctnn::train::ProgressStyle::quiet
                                                                    : ctnn::train::ProgressStyle::automatic;
   std::printf("backend: %s\n", model.backend_description().c_str());
+  ctnn::train::FitOptions fo{.epochs = o.epochs,
+                             .stop_after = o.stop_after,
+                             .eval_normalize = d.normalize,
+                             .progress = style,
+                             .title = o.arch + " on " + d.description,
+                             .log = o.log,
+                             .curves = o.curves,
+                             .checkpoint = o.checkpoint,
+                             .best = o.best,
+                             .patience = o.patience,
+                             .positive_class = d.positive_class};
+  ctnn::data::ImageDataset test_part = d.test.slice(0, d.test.size());
+#if defined(CTNN_TRAIN_WITH_MPI)
+  std::optional<ctnn::distributed::DataParallel> dp;
+  if (o.distributed) {
+    dp.emplace(MPI_COMM_WORLD, model.program());
+    // Every setting that shapes the run, compared with rank 0's before anything trains.
+    std::string args;
+    for (const std::string& a : o.arguments) args += (args.empty() ? "" : " ") + a;
+    dp->check_same_configuration({{"arguments", args},
+                                  {"data", d.description + ", " + std::to_string(d.train.size()) + " training and " +
+                                               std::to_string(d.test.size()) + " test images"},
+                                  {"parameters", std::to_string(model.parameters().size())}});
+    trainer.set_exchange(&*dp);
+    test_part = ctnn::distributed::evaluation_shard(d.test, at.rank, at.size);
+    fo = dp->fit_options(std::move(fo));
+    std::printf("distributed: %zu processes, batch %zu each (global batch %zu), %zu steps per epoch\n", at.size,
+                o.batch, o.batch * at.size, batches.count());
+  }
+#endif
   std::fflush(stdout);
-  const auto r = ctnn::train::fit(trainer, batches, &d.test,
-                                  {.epochs = o.epochs,
-                                   .stop_after = o.stop_after,
-                                   .eval_normalize = d.normalize,
-                                   .progress = style,
-                                   .title = o.arch + " on " + d.description,
-                                   .log = o.log,
-                                   .curves = o.curves,
-                                   .checkpoint = o.checkpoint,
-                                   .best = o.best,
-                                   .patience = o.patience,
-                                   .positive_class = d.positive_class},
-                                  std::move(start));
-  if (!o.save.empty()) model.save(o.save);
+  const auto r = ctnn::train::fit(trainer, batches, &test_part, fo, std::move(start));
+  if (!o.save.empty() && at.rank == 0) model.save(o.save);
   // The final model's evaluation (fit's last one, or a fresh one after a resumed, finished run).
   const ctnn::train::Evaluation e = r.last_evaluation
                                         ? *r.last_evaluation
@@ -108,8 +153,8 @@ int fit_and_report(const Options& o, const DataSets& d, M& model, Opt optimizer)
   std::vector<std::string> names = d.class_names;
   if (Loss::binary) names = {"not " + d.class_names[static_cast<std::size_t>(d.positive_class)],
                              d.class_names[static_cast<std::size_t>(d.positive_class)]};
-  std::printf("\nconfusion matrix on the %zu test images (rows: true class, columns: predicted)\n%s", d.test.size(),
-              e.confusion.table(names).c_str());
+  std::printf("\nconfusion matrix on the %llu test images (rows: true class, columns: predicted)\n%s",
+              static_cast<unsigned long long>(e.confusion.total()), e.confusion.table(names).c_str());
   if (r.stopped_early) std::printf("stopped early after epoch %zu\n", r.history.empty() ? 0 : r.history.back().epoch);
   if (r.best_epoch > 0) std::printf("best test accuracy: %.2f%% (epoch %zu)\n", 100 * r.best_accuracy, r.best_epoch);
   std::printf("test accuracy: %.2f%%\n", 100 * e.confusion.accuracy());

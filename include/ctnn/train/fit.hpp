@@ -126,8 +126,8 @@ FitResult fit(Trainer<Loss, Net, Backend, Opt>& trainer, data::Batches& batches,
     EpochRecord r;
     r.epoch = epoch + 1;
     r.seconds = seconds;
-    r.images_per_second = seconds > 0 ? images / seconds : 0;  // this process's rate
     if (o.reduce_epoch) o.reduce_epoch(loss_sum, correct, images);
+    r.images_per_second = seconds > 0 ? images / seconds : 0;  // every process's images: the job's rate
     r.train_loss = images > 0 ? loss_sum / images : 0;
     r.train_accuracy = images > 0 ? correct / images : 0;
     r.learning_rate = trainer.learning_rate();

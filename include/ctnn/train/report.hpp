@@ -24,7 +24,8 @@ struct EpochRecord {
   double train_loss = 0, train_accuracy = 0;        // over the epoch's batches, as trained (train mode)
   double val_loss = NAN, val_accuracy = NAN;        // NaN when there is no validation set
   double learning_rate = 0;                         // at the epoch's end
-  double seconds = 0, images_per_second = 0;        // the epoch's training time, evaluation excluded
+  double seconds = 0, images_per_second = 0;        // the epoch's training time (evaluation excluded), and
+                                                    // the images of every process per second
 };
 
 namespace detail {
