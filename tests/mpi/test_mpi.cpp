@@ -13,6 +13,9 @@
 //   resume       fit() over 2 epochs, against 1 epoch, a checkpoint written
 //                by rank 0 alone, and a resumed second epoch on every rank:
 //                the same parameters bit for bit, on both ranks.
+//   sync-bn      synchronised BatchNorm: two ranks with half a batch each take
+//                the steps of one process with the whole batch (relative 1e-5),
+//                running statistics included.
 //   mismatch     rank 1 claims another batch: both ranks refuse, naming it.
 //   rank-throws  rank 1 throws mid-run: it reports and aborts the job.
 //   rank-exits   rank 1 exits mid-step without a word: mpirun ends the job.
@@ -22,6 +25,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -79,7 +83,7 @@ int same_data(const distributed::Mpi& mpi) {
   Model<Net, backend::Cpu> model(Init::torchvision, 10 + mpi.rank()), single(Init::torchvision, 10);
   auto trainer = make(model);
   auto reference = make(single);
-  distributed::DataParallel dp(mpi.world(), model.program(), /*bucket_bytes=*/16 << 10);  // several buckets
+  distributed::DataParallel dp(mpi.world(), model.program(), {.bucket_bytes = 16 << 10});  // several buckets
   dp.verify = true;
   trainer.set_exchange(&dp);
   const auto p0 = model.parameters(), r0 = single.parameters();
@@ -103,7 +107,7 @@ int sharded(const distributed::Mpi& mpi) {
   const data::ImageDataset d = images(26), val = images(11);  // 26: the sampler pads to 28
   Model<Net, backend::Cpu> model(Init::torchvision, 1);
   auto trainer = make(model);
-  distributed::DataParallel dp(mpi.world(), model.program(), 16 << 10);
+  distributed::DataParallel dp(mpi.world(), model.program(), {.bucket_bytes = 16 << 10});
   Recording rec(dp);
   rec.local.assign(model.parameters().size(), 0.f);
   trainer.set_exchange(&rec);
@@ -221,8 +225,51 @@ int resume(const distributed::Mpi& mpi) {
   return failures;
 }
 
+int sync_bn(const distributed::Mpi& mpi) {
+  const int rank = static_cast<int>(mpi.rank());
+  const data::ImageDataset d = images(32);
+  Model<Net, backend::Cpu> model(Init::torchvision, 1), single(Init::torchvision, 1);
+  auto trainer = make(model);
+  auto reference = make(single);
+  distributed::DataParallel dp(mpi.world(), model.program(), {.sync_batch_norm = true});
+  trainer.set_exchange(&dp);
+  data::Batches batches(d, 8, 4, {.augment = {.crop_padding = 1, .horizontal_flip = true}});
+  const std::size_t half = 8 / mpi.size();
+  double worst = 0;
+  for (std::size_t s = 0; s < 4; ++s) {
+    const data::Batch x = batches.get(s);  // the whole batch; this rank trains on its half
+    const ConstTensorView mine{x.images.data + mpi.rank() * half * 100, {half, 1, 10, 10}};
+    trainer.step(mine, {.classes = x.labels.subspan(mpi.rank() * half, half)});
+    reference.step(x.images, {.classes = x.labels});
+    const auto p = model.parameters(), q = single.parameters();
+    double diff = 0, scale = 0;
+    for (std::size_t i = 0; i < p.size(); ++i)
+      diff = std::max(diff, double(std::abs(p[i] - q[i]))), scale = std::max(scale, double(std::abs(q[i])));
+    worst = std::max(worst, diff / scale);
+  }
+  if (rank == 0) std::printf("sync-bn: max |difference| / max |parameter| after 4 steps: %.2e\n", worst);
+  expect(worst <= 1e-5, "synchronised BatchNorm on half batches equals one process on the whole batch", rank);
+  // Without synchronisation the same run differs: per-rank statistics are another computation.
+  Model<Net, backend::Cpu> local(Init::torchvision, 1);
+  auto per_rank = make(local);
+  distributed::DataParallel plain(mpi.world(), local.program());
+  per_rank.set_exchange(&plain);
+  const data::Batch x = batches.get(0);
+  per_rank.step({x.images.data + mpi.rank() * half * 100, {half, 1, 10, 10}},
+                {.classes = x.labels.subspan(mpi.rank() * half, half)});
+  Model<Net, backend::Cpu> one(Init::torchvision, 1);
+  auto one_step = make(one);
+  one_step.step(x.images, {.classes = x.labels});
+  double diff = 0;
+  for (std::size_t i = 0; i < local.parameters().size(); ++i)
+    diff = std::max(diff, double(std::abs(local.parameters()[i] - one.parameters()[i])));
+  expect(diff > 1e-4, "per-rank BatchNorm is not the whole batch's", rank);
+  return failures;
+}
+
 int scenario(const distributed::Mpi& mpi, const std::string& name) {
   if (name == "same-data") return same_data(mpi);
+  if (name == "sync-bn") return sync_bn(mpi);
   if (name == "resume") return resume(mpi);
   if (name == "timing") return timing(mpi);
   if (name == "sharded") return sharded(mpi);

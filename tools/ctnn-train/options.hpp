@@ -70,6 +70,7 @@ inline constexpr std::string_view usage_text =
     "  --progress P           auto (default: a bar on a terminal, lines otherwise) | bar | lines | quiet\n"
     "  --distributed          data-parallel over the processes of an MPI job (mpirun -np N ctnn-train ...):\n"
     "                         --batch per process, rank 0 prints and writes files (builds with MPI only)\n"
+    "  --sync-batch-norm      with --distributed: BatchNorm statistics over the global batch\n"
     "  --list                 print the compiled networks;   --help  this text\n"
     "\n"
     "Every run ends with 'test accuracy: NN.NN%'. Exit status 1 with a one-line message for bad usage or input.\n";
@@ -92,7 +93,7 @@ struct Options {
   std::vector<std::string> frozen;
   std::vector<std::pair<std::string, double>> lr_scale;
   std::string save, best, checkpoint, resume, log, curves, progress = "auto";
-  bool augment_given = false, help = false, list = false, distributed = false;
+  bool augment_given = false, help = false, list = false, distributed = false, sync_batch_norm = false;
   std::vector<std::string> arguments;  // the command line as given (compared across ranks)
 };
 
@@ -156,6 +157,7 @@ inline Options parse_options(const std::vector<std::string>& args) {
     if (flag == "--help" || flag == "-h") no_value(), o.help = true;
     else if (flag == "--list") no_value(), o.list = true;
     else if (flag == "--distributed") no_value(), o.distributed = true;
+    else if (flag == "--sync-batch-norm") no_value(), o.sync_batch_norm = true;
     else if (flag == "--arch") o.arch = take();
     else if (flag == "--head") {
       const std::string spec = take();
@@ -261,6 +263,7 @@ inline Options parse_options(const std::vector<std::string>& args) {
   if (!o.init.empty() && o.from.empty() == false && !o.train_head && !o.new_head)
     throw UsageError("--init applies to a new head: with --from, add --new-head or --train head");
   if (o.optimizer != Optim::sgd && o.nesterov) throw UsageError("--nesterov is an SGD option");
+  if (o.sync_batch_norm && !o.distributed) throw UsageError("--sync-batch-norm applies to --distributed runs");
   if (o.stop_after && o.checkpoint.empty()) throw UsageError("--stop-after needs --checkpoint FILE to resume from");
   if (!o.resume.empty() && !o.from.empty()) throw UsageError("--resume restores the weights; drop --from");
   return o;

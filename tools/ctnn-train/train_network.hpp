@@ -128,7 +128,7 @@ int fit_and_report(const Options& o, const DataSets& d, M& model, Opt optimizer)
 #if defined(CTNN_TRAIN_WITH_MPI)
   std::optional<ctnn::distributed::DataParallel> dp;
   if (o.distributed) {
-    dp.emplace(MPI_COMM_WORLD, model.program());
+    dp.emplace(MPI_COMM_WORLD, model.program(), ctnn::distributed::DataParallel::Options{.sync_batch_norm = o.sync_batch_norm});
     // Every setting that shapes the run, compared with rank 0's before anything trains.
     std::string args;
     for (const std::string& a : o.arguments) args += (args.empty() ? "" : " ") + a;

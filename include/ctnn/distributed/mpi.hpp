@@ -14,8 +14,10 @@
 // last bucket is sent, all are waited for and unpacked as averages, and the
 // optimiser runs on identical gradients everywhere. After the step,
 // BatchNorm's running statistics are broadcast from rank 0 (PyTorch DDP's
-// broadcast_buffers), so every process holds the same model; batch
-// statistics stay per process (DDP's default, not SyncBatchNorm).
+// broadcast_buffers), so every process holds the same model. Batch
+// statistics are per process (DDP's default), or with `sync_batch_norm`
+// those of the global batch (SyncBatchNorm: the per-channel sums of
+// forward and backward allreduced, three small reductions per layer).
 //
 // Parameters are checked identical across processes after every step when
 // `verify` is on (the default in builds without NDEBUG): a 64-bit checksum,
@@ -94,8 +96,15 @@ class Mpi {
 
 class DataParallel final : public train::GradientExchange {
  public:
-  DataParallel(MPI_Comm comm, const Program& program, std::size_t bucket_bytes = std::size_t{1} << 20)
-      : comm_(comm), bucket_floats_(std::max<std::size_t>(bucket_bytes / sizeof(float), 1)) {
+  struct Options {
+    std::size_t bucket_bytes = std::size_t{1} << 20;  // gradients per MPI_Iallreduce
+    bool sync_batch_norm = false;                     // BatchNorm over the global batch
+  };
+
+  DataParallel(MPI_Comm comm, const Program& program) : DataParallel(comm, program, Options{}) {}
+  DataParallel(MPI_Comm comm, const Program& program, Options o)
+      : comm_(comm), bucket_floats_(std::max<std::size_t>(o.bucket_bytes / sizeof(float), 1)),
+        sync_batch_norm_(o.sync_batch_norm), statistics_(comm) {
     MPI_Comm_rank(comm_, &rank_);
     MPI_Comm_size(comm_, &size_);
     for (const Op& op : program.ops)
@@ -173,6 +182,8 @@ class DataParallel final : public train::GradientExchange {
     open_ = 0;
   }
 
+  train::StatisticsReduction* batch_norm_reduction() override { return sync_batch_norm_ ? &statistics_ : nullptr; }
+
   void parameters_updated(std::span<float> parameters) override {
     if (!buffers_.empty()) {  // rank 0's running statistics everywhere
       staging_.clear();
@@ -248,9 +259,25 @@ class DataParallel final : public train::GradientExchange {
                   "MPI_Iallreduce");
   }
 
+  struct Statistics final : train::StatisticsReduction {
+    explicit Statistics(MPI_Comm c) : comm(c) {}
+    void sum(std::span<double> values) override {
+      detail::check(MPI_Allreduce(MPI_IN_PLACE, values.data(), static_cast<int>(values.size()), MPI_DOUBLE, MPI_SUM, comm),
+                    "MPI_Allreduce");
+    }
+    std::size_t processes() const override {
+      int n = 1;
+      MPI_Comm_size(comm, &n);
+      return static_cast<std::size_t>(n);
+    }
+    MPI_Comm comm;
+  };
+
   MPI_Comm comm_;
   int rank_ = 0, size_ = 1;
   std::size_t bucket_floats_;
+  bool sync_batch_norm_;
+  Statistics statistics_;
   std::vector<Bucket> buckets_;
   std::size_t open_ = 0;  // buckets [0, open_) are in flight this step
   std::vector<std::pair<std::size_t, std::size_t>> buffers_;  // BatchNorm running statistics

@@ -12,6 +12,17 @@
 
 namespace ctnn::train {
 
+// Synchronised BatchNorm: the per-channel sums of BatchNorm's training
+// forward and backward, summed over the processes in place, so that every
+// process normalises with the statistics of the global batch (each process
+// contributing the same number of images).
+class StatisticsReduction {
+ public:
+  virtual ~StatisticsReduction() = default;
+  virtual void sum(std::span<double> values) = 0;
+  virtual std::size_t processes() const = 0;
+};
+
 class GradientExchange {
  public:
   virtual ~GradientExchange() = default;
@@ -23,6 +34,8 @@ class GradientExchange {
   virtual void gradients_done(std::span<float> gradients) = 0;
   // After the optimiser step.
   virtual void parameters_updated(std::span<float> parameters) = 0;
+  // Non-null: BatchNorm layers in training mode use the global batch's statistics.
+  virtual StatisticsReduction* batch_norm_reduction() { return nullptr; }
 };
 
 }  // namespace ctnn::train

@@ -12,8 +12,10 @@
 //   conv_forward(op, x, y, params)                  conv and grouped_conv
 //   conv_backward(op, x, dy, dx, accumulate, params, grads)
 //   linear_forward / linear_backward                the same for Linear
-//   batch_norm_forward(op, x, y, params, batch_statistics, factor, saved)
-//   batch_norm_backward(op, x, dy, dx, accumulate, params, grads, batch_statistics, saved)
+//   batch_norm_forward(op, x, y, params, batch_statistics, factor, saved, sync)
+//   batch_norm_backward(op, x, dy, dx, accumulate, params, grads, batch_statistics, saved, sync)
+//                                                   saved: 4 x channels doubles (means, 1/std, scratch);
+//                                                   sync: null, or synchronised BatchNorm's reduction
 //   relu/sigmoid/softmax _forward(x, y), _backward(y, dy, dx, accumulate)
 //   max_pool_forward(op, x, y, argmax), max_pool_backward(dy, dx, accumulate, argmax)
 //   global_avg_pool_forward(x, y), global_avg_pool_backward(dy, dx, accumulate)
@@ -100,7 +102,7 @@ class TapeExecutor {
           const bool batch = mode == Mode::train;
           double factor = op.momentum;
           if (batch && op.momentum < 0) factor = 1.0 / static_cast<double>(++batches_[k]);  // cumulative average
-          r.batch_norm_forward(op, x, y, params, batch, factor, s.statistics.data());
+          r.batch_norm_forward(op, x, y, params, batch, factor, s.statistics.data(), batch_norm_sync());
           break;
         }
         case OpKind::relu: r.relu_forward(x, y); break;
@@ -134,7 +136,7 @@ class TapeExecutor {
     for (std::size_t k = tape_.ops.size(); k-- > 0;) {
       const TapeOp& to = tape_.ops[k];
       const Op& op = program_.ops[to.op];
-      const Saved& s = saved_[k];
+      Saved& s = saved_[k];
       const ConstTensorView dy = value(to.d_out);
       const TensorView dx = to.d_in == no_value ? TensorView{} : value(to.d_in);
       const bool acc = to.accumulate_in;
@@ -144,7 +146,7 @@ class TapeExecutor {
         case OpKind::grouped_conv: r.conv_backward(op, value(to.in), dy, dx, acc, params, grads); break;
         case OpKind::batch_norm:
           r.batch_norm_backward(op, value(to.in), dy, dx, acc, params, grads, mode_ == Mode::train,
-                                s.statistics.data());
+                                s.statistics.data(), batch_norm_sync());
           break;
         case OpKind::linear: r.linear_backward(op, value(to.in), dy, dx, acc, params, grads); break;
         default:
@@ -200,11 +202,13 @@ class TapeExecutor {
 
  private:
   struct Saved {
-    std::vector<double> statistics;  // batch_norm: per channel mean, 1/std
+    std::vector<double> statistics;  // batch_norm: per channel mean, 1/std, and the kernels' scratch
     std::vector<std::uint32_t> argmax;  // max_pool: index in the input plane
     std::vector<float> mask;         // dropout: 0 or 1/(1-p) per element
     bool masked = false;
   };
+
+  train::StatisticsReduction* batch_norm_sync() const { return exchange_ ? exchange_->batch_norm_reduction() : nullptr; }
 
   TensorView value(int v) {
     const Extents& e = extents_[static_cast<std::size_t>(v)];
@@ -238,7 +242,7 @@ class TapeExecutor {
       const Extents& out = extents_[static_cast<std::size_t>(to.out)];
       Saved& s = saved_[k];
       switch (op.kind) {
-        case OpKind::batch_norm: s.statistics.resize(2 * in.c); break;
+        case OpKind::batch_norm: s.statistics.resize(4 * in.c); break;
         case OpKind::max_pool: s.argmax.resize(std::max(s.argmax.size(), out.count())); break;
         case OpKind::dropout: s.mask.resize(std::max(s.mask.size(), out.count())); break;
         default: break;

@@ -164,28 +164,49 @@ class TrainingKernels {
   }
 
   // ---- batch_norm (per channel; statistics in double over float plane sums) -----
+  // `saved`: [0, C) means, [C, 2C) 1/std, [2C, 4C) scratch; with `sync`
+  // (synchronised BatchNorm) the channel sums are summed over processes
+  // between the passes. Each pass is parallel over channels.
 
   void batch_norm_forward(const Op& op, ConstTensorView x, TensorView y, float* params, bool batch, double factor,
-                          double* saved) {
-    const std::size_t area = x.shape.h * x.shape.w, m = x.shape.n * area;
-    parallel()(static_cast<long>(x.shape.c), [&](long ch, int) {
-      const auto c = static_cast<std::size_t>(ch);
-      double mean = params[op.running_mean + c], var = params[op.running_var + c];
-      if (batch) {
-        double sum = 0, squares = 0;
+                          double* saved, train::StatisticsReduction* sync) {
+    const std::size_t area = x.shape.h * x.shape.w, channels = x.shape.c;
+    const std::size_t m = x.shape.n * area * (sync ? sync->processes() : 1);
+    double* mean = saved;
+    double* inv_std = saved + channels;
+    double* squares = saved + 2 * channels;
+    const long cs = static_cast<long>(channels);
+    if (batch) {
+      parallel()(cs, [&](long ch, int) {
+        const auto c = static_cast<std::size_t>(ch);
+        double sum = 0;
         for (std::size_t n = 0; n < x.shape.n; ++n) sum += plane_sum(&x(n, c), area);
-        mean = sum / double(m);
-        for (std::size_t n = 0; n < x.shape.n; ++n) squares += plane_squares(&x(n, c), area, static_cast<float>(mean));
-        var = squares / double(m);
-        const double unbiased = m > 1 ? squares / double(m - 1) : var;
-        params[op.running_mean + c] = static_cast<float>((1 - factor) * params[op.running_mean + c] + factor * mean);
+        mean[c] = sum;
+      });
+      if (sync) sync->sum({mean, channels});
+      for (std::size_t c = 0; c < channels; ++c) mean[c] /= double(m);
+      parallel()(cs, [&](long ch, int) {
+        const auto c = static_cast<std::size_t>(ch);
+        double sq = 0;
+        for (std::size_t n = 0; n < x.shape.n; ++n) sq += plane_squares(&x(n, c), area, static_cast<float>(mean[c]));
+        squares[c] = sq;
+      });
+      if (sync) sync->sum({squares, channels});
+    }
+    parallel()(cs, [&](long ch, int) {
+      const auto c = static_cast<std::size_t>(ch);
+      double var = params[op.running_var + c];
+      if (batch) {
+        var = squares[c] / double(m);
+        const double unbiased = m > 1 ? squares[c] / double(m - 1) : var;
+        params[op.running_mean + c] = static_cast<float>((1 - factor) * params[op.running_mean + c] + factor * mean[c]);
         params[op.running_var + c] = static_cast<float>((1 - factor) * params[op.running_var + c] + factor * unbiased);
+      } else {
+        mean[c] = params[op.running_mean + c];
       }
-      const double inv_std = 1.0 / std::sqrt(var + double(op.eps));
-      saved[2 * c] = mean;
-      saved[2 * c + 1] = inv_std;
-      const float scale = static_cast<float>(inv_std * params[op.weight + c]);
-      const float shift = static_cast<float>(params[op.bias + c] - mean * inv_std * params[op.weight + c]);
+      inv_std[c] = 1.0 / std::sqrt(var + double(op.eps));
+      const float scale = static_cast<float>(inv_std[c] * params[op.weight + c]);
+      const float shift = static_cast<float>(params[op.bias + c] - mean[c] * inv_std[c] * params[op.weight + c]);
       for (std::size_t n = 0; n < x.shape.n; ++n) {
         const float* src = &x(n, c);
         float* dst = &y(n, c);
@@ -195,28 +216,39 @@ class TrainingKernels {
   }
 
   void batch_norm_backward(const Op& op, ConstTensorView x, ConstTensorView dy, TensorView dx, bool accumulate,
-                           const float* params, float* grads, bool batch, const double* saved) {
-    const std::size_t area = x.shape.h * x.shape.w, m = x.shape.n * area;
-    parallel()(static_cast<long>(x.shape.c), [&](long ch, int) {
+                           const float* params, float* grads, bool batch, double* saved,
+                           train::StatisticsReduction* sync) {
+    const std::size_t area = x.shape.h * x.shape.w, channels = x.shape.c;
+    const std::size_t m = x.shape.n * area * (sync && batch ? sync->processes() : 1);
+    const double* mean = saved;
+    const double* inv_std = saved + channels;
+    double* sums = saved + 2 * channels;  // [sum dy | sum dy * xhat]
+    const long cs = static_cast<long>(channels);
+    parallel()(cs, [&](long ch, int) {
       const auto c = static_cast<std::size_t>(ch);
-      const double mean = saved[2 * c], inv_std = saved[2 * c + 1], gamma = params[op.weight + c];
       double sum_dy = 0, sum_dy_x = 0;  // sum dy * xhat = (sum dy * x - mean * sum dy) * inv_std
       for (std::size_t n = 0; n < x.shape.n; ++n) {
         const float* g = &dy(n, c);
         const float* v = &x(n, c);
         float s = 0, sx = 0;
-        for (std::size_t j = 0; j < area; ++j) s += g[j], sx += g[j] * (v[j] - static_cast<float>(mean));
+        for (std::size_t j = 0; j < area; ++j) s += g[j], sx += g[j] * (v[j] - static_cast<float>(mean[c]));
         sum_dy += s;
         sum_dy_x += sx;
       }
-      const double sum_dy_xhat = sum_dy_x * inv_std;
-      grads[op.weight + c] += static_cast<float>(sum_dy_xhat);
+      const double sum_dy_xhat = sum_dy_x * inv_std[c];
+      grads[op.weight + c] += static_cast<float>(sum_dy_xhat);  // this process's: the exchange averages them
       grads[op.bias + c] += static_cast<float>(sum_dy);
-      if (!dx.data) return;
+      sums[c] = sum_dy;
+      sums[channels + c] = sum_dy_xhat;
+    });
+    if (!dx.data) return;
+    if (sync && batch) sync->sum({sums, 2 * channels});
+    parallel()(cs, [&](long ch, int) {
+      const auto c = static_cast<std::size_t>(ch);
       // dx = gamma * inv_std * (dy - mean(dy) - xhat * mean(dy * xhat)) = a * dy + b * x + d
-      const double k = gamma * inv_std;
-      const double a = k, b = batch ? -k * inv_std * sum_dy_xhat / double(m) : 0.0;
-      const double d = batch ? -k * sum_dy / double(m) - b * mean : 0.0;
+      const double k = params[op.weight + c] * inv_std[c];
+      const double a = k, b = batch ? -k * inv_std[c] * sums[channels + c] / double(m) : 0.0;
+      const double d = batch ? -k * sums[c] / double(m) - b * mean[c] : 0.0;
       const float fa = static_cast<float>(a), fb = static_cast<float>(b), fd = static_cast<float>(d);
       for (std::size_t n = 0; n < x.shape.n; ++n) {
         const float* g = &dy(n, c);

@@ -21,6 +21,7 @@
 #include "ctnn/core/init.hpp"
 #include "ctnn/core/tensor.hpp"
 #include "ctnn/ir/program.hpp"
+#include "ctnn/train/exchange.hpp"
 
 namespace ctnn::backend::reference_ops {
 
@@ -142,7 +143,11 @@ inline void conv_backward_weights(const Op& op, ConstTensorView x, ConstTensorVi
 // Eval: the running statistics. Training: the batch's (biased variance to
 // normalise, unbiased into running_var), running statistics moved by
 // `factor` (the layer's momentum, or 1/batches for a cumulative average).
-// `saved` keeps per channel [mean, 1/std] of the statistics used.
+// `saved` (4 x C doubles) keeps the statistics used, planar: [0, C) means,
+// [C, 2C) 1/std; [2C, 4C) is scratch for `sync`. With `sync` (synchronised
+// BatchNorm), the per-channel sums of forward and backward are summed over
+// the processes, each normalising over processes() x its own batch. Without
+// it the arithmetic is per channel in the same order as ever.
 
 inline void batch_norm_forward(const Op& op, TensorView x, const float* params) {
   for (std::size_t c = 0; c < x.shape.c; ++c) {
@@ -155,58 +160,85 @@ inline void batch_norm_forward(const Op& op, TensorView x, const float* params) 
 }
 
 inline void batch_norm_train_forward(const Op& op, ConstTensorView x, TensorView y, float* params, bool batch_statistics,
-                                     double factor, double* saved) {
-  const std::size_t area = x.shape.h * x.shape.w, m = x.shape.n * area;
-  for (std::size_t c = 0; c < x.shape.c; ++c) {
-    double mean = params[op.running_mean + c], var = params[op.running_var + c];
+                                     double factor, double* saved, train::StatisticsReduction* sync = nullptr) {
+  const std::size_t area = x.shape.h * x.shape.w, channels = x.shape.c;
+  const std::size_t m = x.shape.n * area * (sync ? sync->processes() : 1);
+  double* mean = saved;
+  double* inv_std = saved + channels;
+  double* squares = saved + 2 * channels;
+  for (std::size_t c = 0; c < channels; ++c) {
+    if (!batch_statistics) {
+      mean[c] = params[op.running_mean + c];
+      continue;
+    }
+    double sum = 0;
+    for (std::size_t n = 0; n < x.shape.n; ++n)
+      for (float v : std::span(&x(n, c), area)) sum += v;
+    mean[c] = sum;
+  }
+  if (batch_statistics) {
+    if (sync) sync->sum({mean, channels});
+    for (std::size_t c = 0; c < channels; ++c) mean[c] /= double(m);
+    for (std::size_t c = 0; c < channels; ++c) {  // two passes: no cancellation
+      double sq = 0;
+      for (std::size_t n = 0; n < x.shape.n; ++n)
+        for (float v : std::span(&x(n, c), area)) sq += (v - mean[c]) * (v - mean[c]);
+      squares[c] = sq;
+    }
+    if (sync) sync->sum({squares, channels});
+  }
+  for (std::size_t c = 0; c < channels; ++c) {
+    double var = params[op.running_var + c];
     if (batch_statistics) {
-      double sum = 0;
-      for (std::size_t n = 0; n < x.shape.n; ++n)
-        for (float v : std::span(&x(n, c), area)) sum += v;
-      mean = sum / double(m);
-      double squares = 0;  // two passes: no cancellation
-      for (std::size_t n = 0; n < x.shape.n; ++n)
-        for (float v : std::span(&x(n, c), area)) squares += (v - mean) * (v - mean);
-      var = squares / double(m);
-      const double unbiased = m > 1 ? squares / double(m - 1) : var;
+      var = squares[c] / double(m);
+      const double unbiased = m > 1 ? squares[c] / double(m - 1) : var;
       float& rm = params[op.running_mean + c];
       float& rv = params[op.running_var + c];
-      rm = static_cast<float>((1 - factor) * rm + factor * mean);
+      rm = static_cast<float>((1 - factor) * rm + factor * mean[c]);
       rv = static_cast<float>((1 - factor) * rv + factor * unbiased);
     }
-    const double inv_std = 1.0 / std::sqrt(var + double(op.eps));
+    inv_std[c] = 1.0 / std::sqrt(var + double(op.eps));
     const double gamma = params[op.weight + c], beta = params[op.bias + c];
-    saved[2 * c] = mean;
-    saved[2 * c + 1] = inv_std;
     for (std::size_t n = 0; n < x.shape.n; ++n) {
       const float* src = &x(n, c);
       float* dst = &y(n, c);
-      for (std::size_t j = 0; j < area; ++j) dst[j] = static_cast<float>((src[j] - mean) * inv_std * gamma + beta);
+      for (std::size_t j = 0; j < area; ++j) dst[j] = static_cast<float>((src[j] - mean[c]) * inv_std[c] * gamma + beta);
     }
   }
 }
 
 inline void batch_norm_backward(const Op& op, ConstTensorView x, ConstTensorView dy, TensorView dx, bool accumulate,
-                                const float* params, float* grads, bool batch_statistics, const double* saved) {
-  const std::size_t area = x.shape.h * x.shape.w, m = x.shape.n * area;
-  for (std::size_t c = 0; c < x.shape.c; ++c) {
-    const double mean = saved[2 * c], inv_std = saved[2 * c + 1], gamma = params[op.weight + c];
+                                const float* params, float* grads, bool batch_statistics, double* saved,
+                                train::StatisticsReduction* sync = nullptr) {
+  const std::size_t area = x.shape.h * x.shape.w, channels = x.shape.c;
+  const std::size_t m = x.shape.n * area * (sync && batch_statistics ? sync->processes() : 1);
+  const double* mean = saved;
+  const double* inv_std = saved + channels;
+  double* sums = saved + 2 * channels;  // [sum dy | sum dy * xhat], per channel
+  for (std::size_t c = 0; c < channels; ++c) {
     double sum_dy = 0, sum_dy_xhat = 0;
     for (std::size_t n = 0; n < x.shape.n; ++n)
       for (std::size_t j = 0; j < area; ++j) {
         const double g = (&dy(n, c))[j];
         sum_dy += g;
-        sum_dy_xhat += g * ((&x(n, c))[j] - mean) * inv_std;
+        sum_dy_xhat += g * ((&x(n, c))[j] - mean[c]) * inv_std[c];
       }
-    grads[op.weight + c] += static_cast<float>(sum_dy_xhat);
+    grads[op.weight + c] += static_cast<float>(sum_dy_xhat);  // this process's: the gradient exchange averages them
     grads[op.bias + c] += static_cast<float>(sum_dy);
-    if (!dx.data) continue;  // the range's input: no gradient wanted
+    sums[c] = sum_dy;
+    sums[channels + c] = sum_dy_xhat;
+  }
+  if (!dx.data) return;  // the range's input: no gradient wanted
+  if (sync && batch_statistics) sync->sum({sums, 2 * channels});
+  for (std::size_t c = 0; c < channels; ++c) {
+    const double gamma = params[op.weight + c], sum_dy = sums[c], sum_dy_xhat = sums[channels + c];
     for (std::size_t n = 0; n < x.shape.n; ++n)
       for (std::size_t j = 0; j < area; ++j) {
         const double g = (&dy(n, c))[j];
-        const double xhat = ((&x(n, c))[j] - mean) * inv_std;
-        const double d = batch_statistics ? gamma * inv_std * (g - sum_dy / double(m) - xhat * sum_dy_xhat / double(m))
-                                          : gamma * inv_std * g;
+        const double xhat = ((&x(n, c))[j] - mean[c]) * inv_std[c];
+        const double d = batch_statistics
+                             ? gamma * inv_std[c] * (g - sum_dy / double(m) - xhat * sum_dy_xhat / double(m))
+                             : gamma * inv_std[c] * g;
         store(&dx(n, c), j, d, accumulate);
       }
   }

@@ -48,12 +48,13 @@ struct ReferenceTrainingKernels {
     if (dx.data) reference_ops::linear_backward_data(op, dy, dx, acc, params);
   }
   void batch_norm_forward(const Op& op, ConstTensorView x, TensorView y, float* params, bool batch, double factor,
-                          double* saved) {
-    reference_ops::batch_norm_train_forward(op, x, y, params, batch, factor, saved);
+                          double* saved, train::StatisticsReduction* sync) {
+    reference_ops::batch_norm_train_forward(op, x, y, params, batch, factor, saved, sync);
   }
   void batch_norm_backward(const Op& op, ConstTensorView x, ConstTensorView dy, TensorView dx, bool acc,
-                           const float* params, float* grads, bool batch, const double* saved) {
-    reference_ops::batch_norm_backward(op, x, dy, dx, acc, params, grads, batch, saved);
+                           const float* params, float* grads, bool batch, double* saved,
+                           train::StatisticsReduction* sync) {
+    reference_ops::batch_norm_backward(op, x, dy, dx, acc, params, grads, batch, saved, sync);
   }
   void relu_forward(ConstTensorView x, TensorView y) { reference_ops::relu_forward(x, y); }
   void relu_backward(ConstTensorView y, ConstTensorView dy, TensorView dx, bool acc) {
