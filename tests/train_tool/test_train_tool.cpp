@@ -150,6 +150,20 @@ TEST_CASE("train tool: an image folder, one sub-folder per class" * doctest::ski
   check_refused("--arch resnet20 --data " + q(root / "train" / "cat"), "expected IDX files");
 }
 
+TEST_CASE("train tool: each menu entry builds the network it names" * doctest::skip(!have_tool || !have_data)) {
+  // One-channel parameter counts from the published ones: option-A ResNet-20 269,722 on 3 channels,
+  // torchvision's ResNet-18 11,689,512 (3 channels, 1000 classes); 10 classes here.
+  const std::pair<const char*, const char*> nets[] = {
+      {"resnet20", "272186"}, {"resnet20a", "269434"}, {"resnet18", "11175370"}};
+  for (const auto& [arch, count] : nets) {
+    const auto r = run(std::string("--arch ") + arch +
+                       " --data fashion-mnist --train-images 8 --test-images 8 --epochs 1 --batch 8 --progress quiet");
+    INFO(arch, "\n", r.out, r.err);
+    CHECK(r.status == 0);
+    CHECK(r.out.find(std::string("network: ") + arch + ", linear:10 head, " + count + " parameters") != std::string::npos);
+  }
+}
+
 TEST_CASE("train tool: bad usage is one line and exit status 1" * doctest::skip(!have_tool)) {
   check_refused("", "missing --arch");
   check_refused("--arch resnet21 --data fashion-mnist", "unknown architecture 'resnet21'");

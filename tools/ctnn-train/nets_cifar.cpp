@@ -2,15 +2,27 @@
 #include "train_network.hpp"
 
 namespace {
-template <class H, class I> using R20 = ctnn::ResNet20<H, I>;
-template <class H, class I> using R32 = ctnn::ResNet32<H, I>;
-template <class H, class I> using R56 = ctnn::ResNet56<H, I>;
-template <class H, class I> using R110 = ctnn::ResNet110<H, I>;
+struct ResNet20 {
+  template <class H, class I>
+  using net = ctnn::ResNet20<H, I>;
+};
+struct ResNet32 {
+  template <class H, class I>
+  using net = ctnn::ResNet32<H, I>;
+};
+struct ResNet56 {
+  template <class H, class I>
+  using net = ctnn::ResNet56<H, I>;
+};
+struct ResNet110 {
+  template <class H, class I>
+  using net = ctnn::ResNet110<H, I>;
+};
 }  // namespace
 
 void ctnn_train::register_cifar(Registry& r) {
-  add_architecture<R20, 64>(r, "resnet20");
-  add_architecture<R32, 64>(r, "resnet32");
-  add_architecture<R56, 64>(r, "resnet56");
-  add_architecture<R110, 64>(r, "resnet110");
+  add_architecture<ResNet20, 64>(r, "resnet20");
+  add_architecture<ResNet32, 64>(r, "resnet32");
+  add_architecture<ResNet56, 64>(r, "resnet56");
+  add_architecture<ResNet110, 64>(r, "resnet110");
 }

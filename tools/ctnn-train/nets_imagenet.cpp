@@ -2,11 +2,17 @@
 #include "train_network.hpp"
 
 namespace {
-template <class H, class I> using R18 = ctnn::ResNet18<H, I>;
-template <class H, class I> using R34 = ctnn::ResNet34<H, I>;
+struct ResNet18 {
+  template <class H, class I>
+  using net = ctnn::ResNet18<H, I>;
+};
+struct ResNet34 {
+  template <class H, class I>
+  using net = ctnn::ResNet34<H, I>;
+};
 }  // namespace
 
 void ctnn_train::register_imagenet(Registry& r) {
-  add_architecture<R18, 512>(r, "resnet18");
-  add_architecture<R34, 512>(r, "resnet34");
+  add_architecture<ResNet18, 512>(r, "resnet18");
+  add_architecture<ResNet34, 512>(r, "resnet34");
 }

@@ -226,16 +226,22 @@ int train_network(const Options& o, const DataSets& d) {
   return 1;
 }
 
-// One architecture's entries: 1 and 3 input channels, both heads.
-template <template <class, class> class Arch, int Features>
+// One architecture's entries: 1 and 3 input channels, both heads. `Arch`
+// names the network through a member alias template, `Arch::net<Head, Input>`:
+// a struct per architecture rather than an alias template passed as a template
+// template argument: with g++ 12, add_architecture<R20, 64> of two translation
+// units, each with its own anonymous-namespace alias R20, became one symbol, and
+// the option-A menu silently built option-B networks.
+template <class Arch, int Features>
 void add_architecture(Registry& r, const std::string& arch) {
   using H = Heads<Features>;
   using Grey = ctnn::Image<1, ctnn::dynamic, ctnn::dynamic>;
   using Rgb = ctnn::Image<3, ctnn::dynamic, ctnn::dynamic>;
-  r.push_back({arch, 1, Head::linear, &train_network<Arch<typename H::linear, Grey>, ctnn::train::CrossEntropy>});
-  r.push_back({arch, 3, Head::linear, &train_network<Arch<typename H::linear, Rgb>, ctnn::train::CrossEntropy>});
-  r.push_back({arch, 1, Head::sigmoid, &train_network<Arch<typename H::sigmoid, Grey>, ctnn::train::BCE>});
-  r.push_back({arch, 3, Head::sigmoid, &train_network<Arch<typename H::sigmoid, Rgb>, ctnn::train::BCE>});
+  using ctnn::train::BCE, ctnn::train::CrossEntropy;
+  r.push_back({arch, 1, Head::linear, &train_network<typename Arch::template net<typename H::linear, Grey>, CrossEntropy>});
+  r.push_back({arch, 3, Head::linear, &train_network<typename Arch::template net<typename H::linear, Rgb>, CrossEntropy>});
+  r.push_back({arch, 1, Head::sigmoid, &train_network<typename Arch::template net<typename H::sigmoid, Grey>, BCE>});
+  r.push_back({arch, 3, Head::sigmoid, &train_network<typename Arch::template net<typename H::sigmoid, Rgb>, BCE>});
 }
 
 }  // namespace ctnn_train
