@@ -4,12 +4,14 @@
 #include <doctest/doctest.h>
 
 #include <ctnn/data/batches.hpp>
+#include <ctnn/data/prefetch.hpp>
 #include <ctnn/data/dataset.hpp>
 
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <numeric>
 #include <set>
 #include <vector>
 
@@ -189,4 +191,31 @@ TEST_CASE("shards split each epoch as PyTorch's DistributedSampler does") {
   CHECK(std::equal(x.images.data, x.images.data + x.images.size(), y.images.data));
   CHECK_THROWS_AS(Batches(d, 4, 7, {.shard = 3, .shards = 3}), std::invalid_argument);
   CHECK_THROWS_AS(Batches(d, 4, 7, {.shards = 0}), std::invalid_argument);
+}
+
+TEST_CASE("prefetched batches are the same batches, prepared ahead") {
+  const ImageDataset d = numbered(23, 5, 6);
+  const BatchOptions opts{.augment = {.crop_padding = 2, .horizontal_flip = true}, .normalize = {{0.5f}, {0.25f}}};
+  Batches plain(d, 4, 9, opts);
+  PrefetchedBatches ahead(d, 4, 9, opts);
+  REQUIRE(ahead.count() == plain.count());
+  for (std::size_t epoch = 0; epoch < 3; ++epoch) {
+    plain.start_epoch(epoch);
+    ahead.start_epoch(epoch);
+    // In order (each one prepared ahead), then two out of order (served on the caller's thread).
+    std::vector<std::size_t> sequence(plain.count());
+    std::iota(sequence.begin(), sequence.end(), std::size_t{0});
+    sequence.push_back(2);
+    sequence.push_back(0);
+    for (std::size_t b : sequence) {
+      CAPTURE(epoch);
+      CAPTURE(b);
+      const Batch x = plain.get(b), y = ahead.get(b);
+      REQUIRE(x.images.shape == y.images.shape);
+      CHECK(std::equal(x.images.data, x.images.data + x.images.size(), y.images.data));
+      CHECK(std::equal(x.labels.begin(), x.labels.end(), y.labels.begin(), y.labels.end()));
+      CHECK(std::equal(x.indices.begin(), x.indices.end(), y.indices.begin(), y.indices.end()));
+    }
+  }
+  CHECK_THROWS_AS(ahead.get(ahead.count()), std::out_of_range);
 }

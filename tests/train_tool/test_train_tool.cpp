@@ -141,7 +141,7 @@ TEST_CASE("train tool: an image folder, one sub-folder per class" * doctest::ski
     }
   fs::create_directories(root / "train" / "cat");
   { std::FILE* f = std::fopen((root / "train" / "cat" / "notes.txt").c_str(), "w"); std::fputs("not an image", f); std::fclose(f); }
-  const auto r = run("--arch resnet20 --data " + q(root) + " --size 16 --epochs 1 --batch 2 --progress quiet");
+  const auto r = run("--arch resnet20 --data " + q(root) + " --size 16 --epochs 1 --batch 2 --progress quiet --prefetch");
   INFO(r.out, r.err);
   REQUIRE(r.status == 0);
   CHECK(r.out.find("4 training and 4 test images of 3x16x16, 2 classes") != std::string::npos);

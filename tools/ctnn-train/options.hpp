@@ -45,6 +45,7 @@ inline constexpr std::string_view usage_text =
     "  --test-images N        use the first N test images (default: all)\n"
     "  --positive-class C     the class a sigmoid head answers yes to: a name or an index\n"
     "  --augment LIST         crop:P,flip (RandomCrop with P zeros of padding, RandomHorizontalFlip) or none\n"
+    "  --prefetch             prepare the next batch on a thread of its own during each step\n"
     "optimisation\n"
     "  --train WHAT           whole (default) | head (backbone frozen, in eval mode)\n"
     "  --epochs N             default 10;  --batch N  default 128;  --seed N  default 1\n"
@@ -93,7 +94,7 @@ struct Options {
   std::vector<std::string> frozen;
   std::vector<std::pair<std::string, double>> lr_scale;
   std::string save, best, checkpoint, resume, log, curves, progress = "auto";
-  bool augment_given = false, help = false, list = false, distributed = false, sync_batch_norm = false;
+  bool augment_given = false, help = false, list = false, distributed = false, sync_batch_norm = false, prefetch = false;
   std::vector<std::string> arguments;  // the command line as given (compared across ranks)
 };
 
@@ -158,6 +159,7 @@ inline Options parse_options(const std::vector<std::string>& args) {
     else if (flag == "--list") no_value(), o.list = true;
     else if (flag == "--distributed") no_value(), o.distributed = true;
     else if (flag == "--sync-batch-norm") no_value(), o.sync_batch_norm = true;
+    else if (flag == "--prefetch") no_value(), o.prefetch = true;
     else if (flag == "--arch") o.arch = take();
     else if (flag == "--head") {
       const std::string spec = take();

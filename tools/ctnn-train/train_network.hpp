@@ -11,6 +11,7 @@
 #include <string>
 
 #include <ctnn/ctnn.hpp>
+#include <ctnn/data/prefetch.hpp>
 #include <ctnn/train/fit.hpp>
 
 #include "menu.hpp"
@@ -86,12 +87,9 @@ inline Place place(const Options& o) {
   return p;
 }
 
-template <class Loss, class M, class Opt>
-int fit_and_report(const Options& o, const DataSets& d, M& model, Opt optimizer) {
+template <class Loss, class M, class Opt, class Source>
+int fit_and_report(const Options& o, const DataSets& d, M& model, Opt optimizer, Source& batches) {
   const Place at = place(o);
-  // Each process its DistributedSampler shard (the whole epoch when not distributed).
-  ctnn::data::Batches batches(d.train, o.batch, o.seed,
-                              {.augment = make_augment(o), .normalize = d.normalize, .shard = at.rank, .shards = at.size});
   ctnn::train::TrainOptions t{
       .scope = o.train_head ? ctnn::train::Scope::head_only : ctnn::train::Scope::whole_network,
       .seed = o.seed,
@@ -159,6 +157,20 @@ int fit_and_report(const Options& o, const DataSets& d, M& model, Opt optimizer)
   if (r.best_epoch > 0) std::printf("best test accuracy: %.2f%% (epoch %zu)\n", 100 * r.best_accuracy, r.best_epoch);
   std::printf("test accuracy: %.2f%%\n", 100 * e.confusion.accuracy());
   return 0;
+}
+
+// The batches (each process its DistributedSampler shard; prepared ahead on
+// a thread of their own with --prefetch), then the run.
+template <class Loss, class M, class Opt>
+int fit_and_report(const Options& o, const DataSets& d, M& model, Opt optimizer) {
+  const Place at = place(o);
+  const ctnn::data::BatchOptions b{.augment = make_augment(o), .normalize = d.normalize, .shard = at.rank, .shards = at.size};
+  if (o.prefetch) {
+    ctnn::data::PrefetchedBatches batches(d.train, o.batch, o.seed, b);
+    return fit_and_report<Loss>(o, d, model, std::move(optimizer), batches);
+  }
+  ctnn::data::Batches batches(d.train, o.batch, o.seed, b);
+  return fit_and_report<Loss>(o, d, model, std::move(optimizer), batches);
 }
 
 template <class Net, class Loss>

@@ -87,8 +87,10 @@ inline void write_log(const std::filesystem::path& path, const std::vector<Epoch
 }
 }  // namespace detail
 
-template <class Loss, class Net, class Backend, class Opt>
-FitResult fit(Trainer<Loss, Net, Backend, Opt>& trainer, data::Batches& batches, const data::ImageDataset* validation,
+// `batches`: data::Batches, data::PrefetchedBatches, or anything with
+// count(), start_epoch(epoch) and get(b) -> data::Batch.
+template <class Loss, class Net, class Backend, class Opt, class Source>
+FitResult fit(Trainer<Loss, Net, Backend, Opt>& trainer, Source& batches, const data::ImageDataset* validation,
               const FitOptions& o, Progress start = {}) {
   LabelTargets<Loss> targets(o.positive_class);
   if (start.batch > batches.count())
