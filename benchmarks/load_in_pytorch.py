@@ -15,8 +15,8 @@ Needs torch and numpy (Debian: python3-torch); reads safetensors itself.
 """
 
 import argparse
-import gzip
 import json
+import os
 import struct
 import sys
 
@@ -25,7 +25,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-DATA = "/usr/share/datasets/fashion-mnist"
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from pytorch_fashion_mnist import DATA, idx  # noqa: E402  (the same IDX reader)
 DTYPES = {"F32": np.float32, "F64": np.float64, "I64": np.int64, "F16": np.float16}
 
 
@@ -41,14 +42,6 @@ def read_safetensors(path):
         a, b = t["data_offsets"]
         out[name] = torch.from_numpy(np.frombuffer(data[8 + n + a: 8 + n + b], dtype=DTYPES[t["dtype"]]).reshape(t["shape"]).copy())
     return out
-
-
-def idx(path):
-    with gzip.open(path, "rb") as f:
-        data = f.read()
-    rank = data[3]
-    dims = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(rank)]
-    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * rank).reshape(dims)
 
 
 class Block(nn.Module):
