@@ -3,14 +3,15 @@
 --checkpoint) into PyTorch with load_state_dict(strict=True) and reports its
 Fashion-MNIST test accuracy, to compare with the accuracy ctnn printed.
 
-    /usr/bin/python3 benchmarks/load_in_pytorch.py run.ckpt.safetensors [--test-images N]
+    /usr/bin/python3 benchmarks/load_in_pytorch.py run.ckpt.safetensors [--train-images N] [--test-images N]
 
 The network is He et al.'s CIFAR ResNet-20 on one channel with torchvision
 names (what ctnn writes): option B (1x1 projection, `downsample.*` tensors)
 when the file has downsample tensors, option A (subsample + zero channels,
 no tensors) otherwise. A checkpoint's trainer entries are left out as
 docs/training.md says: not k.startswith(("optimizer.", "progress.")).
-Normalisation: the training set's mean and std, as ctnn-train measures them.
+Normalisation: the training images' mean and std, as ctnn-train measures them
+(pass the run's --train-images when it trained on a slice).
 Needs torch and numpy (Debian: python3-torch); reads safetensors itself.
 """
 
@@ -22,11 +23,9 @@ import sys
 
 import numpy as np
 import torch
-import torch.nn as nn
-import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from pytorch_fashion_mnist import DATA, idx  # noqa: E402  (the same IDX reader)
+from pytorch_fashion_mnist import DATA, ResNet20, idx  # noqa: E402  (the same network and IDX reader)
 DTYPES = {"F32": np.float32, "F64": np.float64, "I64": np.int64, "F16": np.float16}
 
 
@@ -44,56 +43,10 @@ def read_safetensors(path):
     return out
 
 
-class Block(nn.Module):
-    def __init__(self, cin, planes, stride, option_b):
-        super().__init__()
-        self.conv1 = nn.Conv2d(cin, planes, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(planes)
-        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(planes)
-        self.downsample = None
-        self.pad = 0
-        if stride != 1 or cin != planes:
-            if option_b:
-                self.downsample = nn.Sequential(nn.Conv2d(cin, planes, 1, stride, bias=False), nn.BatchNorm2d(planes))
-            else:
-                self.pad = (planes - cin) // 2
-        self.stride = stride
-
-    def shortcut(self, x):
-        if self.downsample is not None:
-            return self.downsample(x)
-        if self.pad or self.stride != 1:
-            return F.pad(x[:, :, ::self.stride, ::self.stride], (0, 0, 0, 0, self.pad, self.pad))
-        return x
-
-    def forward(self, x):
-        y = F.relu(self.bn1(self.conv1(x)))
-        return F.relu(self.bn2(self.conv2(y)) + self.shortcut(x))
-
-
-class ResNet20(nn.Module):
-    def __init__(self, classes, option_b):
-        super().__init__()
-        self.conv1 = nn.Conv2d(1, 16, 3, 1, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(16)
-        layers, cin = [], 16
-        for planes, stride in [(16, 1), (32, 2), (64, 2)]:
-            layers.append(nn.Sequential(*[Block(cin if i == 0 else planes, planes, stride if i == 0 else 1, option_b)
-                                          for i in range(3)]))
-            cin = planes
-        self.layer1, self.layer2, self.layer3 = layers
-        self.fc = nn.Linear(64, classes)
-
-    def forward(self, x):
-        x = F.relu(self.bn1(self.conv1(x)))
-        x = self.layer3(self.layer2(self.layer1(x)))
-        return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("file")
+    ap.add_argument("--train-images", type=int, default=60000)
     ap.add_argument("--test-images", type=int, default=10000)
     ap.add_argument("--data", default=DATA)
     a = ap.parse_args()
@@ -102,7 +55,7 @@ def main():
     model = ResNet20(state["fc.weight"].shape[0], option_b)
     model.load_state_dict(state, strict=True)  # raises on any missing or unexpected tensor
     model.eval()
-    train = idx(f"{a.data}/train-images-idx3-ubyte.gz").astype(np.float64) / 255
+    train = idx(f"{a.data}/train-images-idx3-ubyte.gz")[: a.train_images].astype(np.float64) / 255
     mean, std = train.mean(), train.std()
     images = idx(f"{a.data}/t10k-images-idx3-ubyte.gz")[: a.test_images]
     labels = idx(f"{a.data}/t10k-labels-idx1-ubyte.gz")[: a.test_images]

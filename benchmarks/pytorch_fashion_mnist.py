@@ -40,30 +40,46 @@ def idx(path):
 
 
 class Block(nn.Module):
-    def __init__(self, cin, planes, stride):
+    """A basic block; where it changes shape, the shortcut is a 1x1 projection
+    (option B, `downsample.*`) or, with option_b=False, He et al.'s option A:
+    stride-2 subsampling and zero channels on each side, no tensors."""
+
+    def __init__(self, cin, planes, stride, option_b=True):
         super().__init__()
         self.conv1 = nn.Conv2d(cin, planes, 3, stride, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(planes)
         self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
         self.bn2 = nn.BatchNorm2d(planes)
         self.downsample = None
+        self.stride, self.pad = stride, 0
         if stride != 1 or cin != planes:
-            self.downsample = nn.Sequential(nn.Conv2d(cin, planes, 1, stride, bias=False), nn.BatchNorm2d(planes))
+            if option_b:
+                self.downsample = nn.Sequential(nn.Conv2d(cin, planes, 1, stride, bias=False), nn.BatchNorm2d(planes))
+            else:
+                self.pad = (planes - cin) // 2
+
+    def shortcut(self, x):
+        if self.downsample is not None:
+            return self.downsample(x)
+        if self.pad or self.stride != 1:
+            return F.pad(x[:, :, ::self.stride, ::self.stride], (0, 0, 0, 0, self.pad, self.pad))
+        return x
 
     def forward(self, x):
         y = F.relu(self.bn1(self.conv1(x)))
         y = self.bn2(self.conv2(y))
-        return F.relu(y + (x if self.downsample is None else self.downsample(x)))
+        return F.relu(y + self.shortcut(x))
 
 
 class ResNet20(nn.Module):
-    def __init__(self, out):
+    def __init__(self, out, option_b=True):
         super().__init__()
         self.conv1 = nn.Conv2d(1, 16, 3, 1, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(16)
         layers, cin = [], 16
         for planes, stride in [(16, 1), (32, 2), (64, 2)]:
-            layers.append(nn.Sequential(Block(cin, planes, stride), Block(planes, planes, 1), Block(planes, planes, 1)))
+            layers.append(nn.Sequential(Block(cin, planes, stride, option_b), Block(planes, planes, 1, option_b),
+                                        Block(planes, planes, 1, option_b)))
             cin = planes
         self.layer1, self.layer2, self.layer3 = layers
         self.fc = nn.Linear(64, out)
