@@ -122,7 +122,8 @@ int fit_and_report(const Options& o, const DataSets& d, M& model, Opt optimizer,
                              .best = o.best,
                              .patience = o.patience,
                              .positive_class = d.positive_class};
-  ctnn::data::ImageDataset test_part = d.test.slice(0, d.test.size());
+  const ctnn::data::ImageDataset* validation = &d.test;  // or, distributed, this process's part of it
+  [[maybe_unused]] ctnn::data::ImageDataset shard;
 #if defined(CTNN_TRAIN_WITH_MPI)
   std::optional<ctnn::distributed::DataParallel> dp;
   if (o.distributed) {
@@ -135,14 +136,15 @@ int fit_and_report(const Options& o, const DataSets& d, M& model, Opt optimizer,
                                                std::to_string(d.test.size()) + " test images"},
                                   {"parameters", std::to_string(model.parameters().size())}});
     trainer.set_exchange(&*dp);
-    test_part = ctnn::distributed::evaluation_shard(d.test, at.rank, at.size);
+    shard = ctnn::distributed::evaluation_shard(d.test, at.rank, at.size);
+    validation = &shard;
     fo = dp->fit_options(std::move(fo));
     std::printf("distributed: %zu processes, batch %zu each (global batch %zu), %zu steps per epoch\n", at.size,
                 o.batch, o.batch * at.size, batches.count());
   }
 #endif
   std::fflush(stdout);
-  const auto r = ctnn::train::fit(trainer, batches, &test_part, fo, std::move(start));
+  const auto r = ctnn::train::fit(trainer, batches, validation, fo, std::move(start));
   if (!o.save.empty() && at.rank == 0) model.save(o.save);
   // The final model's evaluation (fit's last one, or a fresh one after a resumed, finished run).
   const ctnn::train::Evaluation e = r.last_evaluation
@@ -185,12 +187,12 @@ int train_network(const Options& o, const DataSets& d) {
     model = std::make_unique<Model>(classes, ctnn::Init::torchvision, o.seed);
   else
     model = std::make_unique<Model>(ctnn::Init::torchvision, o.seed);
+  const bool new_head = !o.from.empty() && (o.train_head || o.new_head);  // keep only --from's backbone
   if (!o.from.empty()) {
     ctnn::io::TensorFile file = ctnn::io::read_weights(o.from);
     for (const auto& [from, to] : o.renames)
       if (file.rename(from, to) == 0)
         throw UsageError(o.from + ": --rename " + from + "=" + to + " matches no tensor");
-    const bool new_head = o.train_head || o.new_head;
     try {
       const ctnn::LoadReport r = model->load(file, new_head ? ctnn::Load::backbone_only : ctnn::Load::strict);
       std::printf("loaded %zu tensors from %s%s\n", r.loaded.size(), o.from.c_str(),
@@ -204,24 +206,21 @@ int train_network(const Options& o, const DataSets& d) {
     if (!Loss::binary && model->classes() != classes)
       throw UsageError(o.from + ": the checkpoint's head has " + std::to_string(model->classes()) +
                        " outputs, the data has " + std::to_string(classes) + " classes (--new-head replaces the head)");
-    if (new_head) {
-      const std::string scheme = o.init.empty() ? (Loss::binary ? "xavier" : "default") : o.init;
-      model->init(scheme == "xavier" ? ctnn::Init::xavier_uniform
-                  : scheme == "he"   ? ctnn::Init::he_normal
-                                     : ctnn::Init::pytorch_default,
-                  o.seed + 1, ctnn::detail::head_prefix<Net>());
-    }
-  } else if (!o.init.empty()) {
-    model->init(o.init == "xavier" ? ctnn::Init::xavier_uniform : o.init == "he" ? ctnn::Init::he_normal
-                                                                                  : ctnn::Init::pytorch_default,
+  }
+  // A head that does not come from --from starts from --init, or for a new
+  // head by default Xavier (sigmoid) / PyTorch's default (linear); a fresh
+  // model without --init keeps torchvision's initialisation throughout.
+  if (new_head || !o.init.empty()) {
+    const std::string scheme = !o.init.empty() ? o.init : Loss::binary ? "xavier" : "default";
+    model->init(scheme == "xavier" ? ctnn::Init::xavier_uniform
+                : scheme == "he"   ? ctnn::Init::he_normal
+                                   : ctnn::Init::pytorch_default,
                 o.seed + 1, ctnn::detail::head_prefix<Net>());
   }
-  std::size_t learnable = 0;
-  for (const ctnn::TensorInfo& t : model->tensors()) learnable += t.trainable() ? t.size : 0;
   std::printf("network: %s, %s head, %zu parameters\n", o.arch.c_str(),
               Loss::binary ? ("sigmoid (" + d.class_names[static_cast<std::size_t>(d.positive_class)] + " or not)").c_str()
                            : ("linear:" + std::to_string(classes)).c_str(),
-              learnable);
+              model->parameter_count());
   switch (o.optimizer) {
     case Optim::sgd:
       return fit_and_report<Loss>(o, d, *model,

@@ -260,17 +260,14 @@ class DataParallel final : public train::GradientExchange {
   }
 
   struct Statistics final : train::StatisticsReduction {
-    explicit Statistics(MPI_Comm c) : comm(c) {}
+    explicit Statistics(MPI_Comm c) : comm(c) { MPI_Comm_size(comm, &size); }
     void sum(std::span<double> values) override {
       detail::check(MPI_Allreduce(MPI_IN_PLACE, values.data(), static_cast<int>(values.size()), MPI_DOUBLE, MPI_SUM, comm),
                     "MPI_Allreduce");
     }
-    std::size_t processes() const override {
-      int n = 1;
-      MPI_Comm_size(comm, &n);
-      return static_cast<std::size_t>(n);
-    }
+    std::size_t processes() const override { return static_cast<std::size_t>(size); }
     MPI_Comm comm;
+    int size = 1;
   };
 
   MPI_Comm comm_;

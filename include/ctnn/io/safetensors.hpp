@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "ctnn/io/json_lite.hpp"
+#include "ctnn/io/replace_file.hpp"
 #include "ctnn/io/tensor_file.hpp"
 
 namespace ctnn::io {
@@ -502,37 +503,20 @@ inline std::vector<std::byte> write_safetensors_to_memory(
   return out;
 }
 
-// Writes to `path` through a temporary file in the same directory that is
-// renamed into place, so a failed write never leaves a truncated checkpoint
-// where a good one was. Throws std::runtime_error on I/O failure.
+// Writes to `path` through a temporary file renamed into place
+// (io/replace_file.hpp), so a failed write never leaves a truncated
+// checkpoint where a good one was. Throws std::runtime_error on I/O failure.
 inline void write_safetensors(const std::filesystem::path& path, std::span<const TensorToWrite> tensors,
                               const SafetensorsMetadata& metadata = detail::safetensors::default_metadata()) {
   namespace st = detail::safetensors;
   const st::WritePlan plan = st::plan_write(tensors, metadata);
-  std::filesystem::path tmp = path;
-  tmp += ".ctnn-tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) throw std::runtime_error(tmp.string() + ": cannot open for writing");
+  replace_file(path, [&](std::ostream& out) {
     const auto prefix = st::length_prefix(plan.header.size());
     out.write(prefix.data(), 8);
     out.write(plan.header.data(), static_cast<std::streamsize>(plan.header.size()));
     for (const TensorToWrite* t : plan.order)
       out.write(reinterpret_cast<const char*>(t->bytes.data()), static_cast<std::streamsize>(t->bytes.size()));
-    out.close();
-    if (!out) {
-      std::error_code ignored;
-      std::filesystem::remove(tmp, ignored);
-      throw std::runtime_error(tmp.string() + ": write failed");
-    }
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) {
-    std::error_code ignored;
-    std::filesystem::remove(tmp, ignored);
-    throw std::runtime_error(path.string() + ": cannot replace with the written file: " + ec.message());
-  }
+  });
 }
 
 }  // namespace ctnn::io

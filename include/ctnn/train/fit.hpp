@@ -104,10 +104,14 @@ FitResult fit(Trainer<Loss, Net, Backend, Opt>& trainer, Source& batches, const 
   std::tie(result.best_epoch, result.best_accuracy) = detail::best_of(result.history, o.min_delta);
   std::FILE* out = o.report ? o.out : nullptr;
   const ProgressStyle style = o.report ? o.progress : ProgressStyle::quiet;
+  // Early stopping: `patience` epochs of the history since the best one.
+  const auto patience_spent = [&] {
+    return o.patience > 0 && result.best_epoch > 0 && result.history.size() - result.best_epoch >= o.patience;
+  };
 
   const std::size_t end = o.stop_after ? std::min(o.epochs, static_cast<std::size_t>(start.epoch) + o.stop_after) : o.epochs;
   for (std::size_t epoch = start.epoch; epoch < end; ++epoch) {
-    if (o.patience > 0 && result.best_epoch > 0 && result.history.size() - result.best_epoch >= o.patience) {
+    if (patience_spent()) {
       result.stopped_early = true;  // already decided before an interruption
       break;
     }
@@ -159,7 +163,7 @@ FitResult fit(Trainer<Loss, Net, Backend, Opt>& trainer, Source& batches, const 
       if (!o.curves.empty()) write_text_file(o.curves, curves_svg(result.history, o.title));
       if (!o.checkpoint.empty()) save_checkpoint(trainer, o.checkpoint, {epoch + 1, 0, result.history});
     }
-    if (o.patience > 0 && result.best_epoch > 0 && r.epoch - result.best_epoch >= o.patience && epoch + 1 < o.epochs) {
+    if (patience_spent() && epoch + 1 < o.epochs) {
       result.stopped_early = true;
       if (out) std::fprintf(out, "early stop: no better validation accuracy for %zu epochs (best %.2f%% at epoch %zu)\n",
                             o.patience, 100 * result.best_accuracy, result.best_epoch);

@@ -11,11 +11,13 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
+#include <ostream>
 #include <span>
 #include <stdexcept>
 #include <string>
 #include <vector>
+
+#include "ctnn/io/replace_file.hpp"
 
 namespace ctnn::train {
 
@@ -142,16 +144,9 @@ inline std::string curves_svg(std::span<const EpochRecord> records, const std::s
   return s + "</svg>\n";
 }
 
-// Writes through a temporary file and a rename, so a reader never sees half a picture.
+// Replaces the file whole (io/replace_file.hpp): a reader never sees half a log or picture.
 inline void write_text_file(const std::filesystem::path& path, const std::string& text) {
-  const std::filesystem::path tmp = path.string() + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) throw std::runtime_error("ctnn: cannot write " + tmp.string());
-    out << text;
-    if (!out.flush()) throw std::runtime_error("ctnn: writing " + tmp.string() + " failed");
-  }
-  std::filesystem::rename(tmp, path);
+  io::replace_file(path, [&](std::ostream& out) { out << text; });
 }
 
 }  // namespace ctnn::train
