@@ -7,9 +7,10 @@
 #pragma once
 
 #include <cstddef>
-#include <span>
+#include <initializer_list>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "ctnn/ir/op_traits.hpp"
@@ -17,96 +18,127 @@
 
 namespace ctnn {
 
+namespace detail {
+
+// Builds and throws a validation message: `text` with each "{}" replaced by
+// the next number, prefixed by the layer when there is one. Kept out of
+// line and cold because validate runs for every model an application
+// builds and compiles into every translation unit that makes one: the
+// checking loop stays a chain of comparisons, and the string work exists
+// once, on the path that throws.
+[[noreturn, gnu::cold, gnu::noinline]] inline void fail_validation(const std::string& who, const Op* op,
+                                                                   std::string_view text,
+                                                                   std::initializer_list<long long> numbers = {}) {
+  std::string message = who + ": ";
+  if (op) message += "layer '" + op->name + "' (" + std::string(op_traits(op->kind).name) + ")";
+  const long long* next = numbers.begin();
+  for (std::size_t at = 0; at < text.size(); ++at) {
+    if (text[at] == '{' && at + 1 < text.size() && text[at + 1] == '}' && next != numbers.end()) {
+      message += std::to_string(*next++);
+      ++at;
+    } else {
+      message += text[at];
+    }
+  }
+  throw std::invalid_argument(message);
+}
+
+}  // namespace detail
+
 // Returns the channel count of every value. `who` prefixes the messages
 // ("ctnn cpu backend"); `arena_floats` bounds the parameter offsets.
 inline std::vector<int> validate(const Program& p, std::size_t arena_floats, const std::string& who) {
-  const auto fail = [&](const std::string& what) -> void { throw std::invalid_argument(who + ": " + what); };
-  if (p.values < 1 || p.input_channels < 1) fail("malformed program (no values, or input_channels < 1)");
+  using detail::fail_validation;
+  if (p.values < 1 || p.input_channels < 1)
+    fail_validation(who, nullptr, "malformed program (no values, or input_channels < 1)");
   if (p.features < 0 || p.features >= p.values || p.output < 0 || p.output >= p.values ||
       p.features_end > p.ops.size())
-    fail("malformed program (value ids or features_end out of range)");
+    fail_validation(who, nullptr, "malformed program (value ids or features_end out of range)");
   const auto nvalues = static_cast<std::size_t>(p.values);
   std::vector<int> channels(nvalues, 0);
-  std::vector<bool> defined(nvalues, false);
+  std::vector<char> defined(nvalues, 0);
   channels[0] = p.input_channels;
-  defined[0] = true;
+  defined[0] = 1;
+  const auto arena = static_cast<long long>(arena_floats);
 
   for (const Op& op : p.ops) {
     const OpTraits t = op_traits(op.kind);
-    const std::string layer = "layer '" + op.name + "' (" + std::string(t.name) + ")";
     const auto in_range = [&](int v) { return v >= 0 && static_cast<std::size_t>(v) < nvalues; };
-    const auto read = [&](int v, const char* role) {
-      if (!in_range(v) || !defined[static_cast<std::size_t>(v)])
-        fail(layer + " reads " + role + " value " + std::to_string(v) + ", which no earlier op produces");
-    };
-    read(op.input, "input");
-    if (t.reads_residual) read(op.residual, "residual");
-    if (!in_range(op.output)) fail(layer + " writes value " + std::to_string(op.output) + " outside the program's " +
-                                   std::to_string(p.values) + " values");
+    if (!in_range(op.input) || !defined[static_cast<std::size_t>(op.input)])
+      fail_validation(who, &op, " reads input value {}, which no earlier op produces", {op.input});
+    if (t.reads_residual && (!in_range(op.residual) || !defined[static_cast<std::size_t>(op.residual)]))
+      fail_validation(who, &op, " reads residual value {}, which no earlier op produces", {op.residual});
+    if (!in_range(op.output))
+      fail_validation(who, &op, " writes value {} outside the program's {} values", {op.output, p.values});
     const bool rewrites = t.in_place && op.output == op.input;
     if (op.output == 0)
-      fail(layer + " writes the network input (value 0), which belongs to the caller; an element-wise op on the "
-                   "input writes a new value");
+      fail_validation(who, &op,
+                      " writes the network input (value 0), which belongs to the caller; an element-wise op on "
+                      "the input writes a new value");
     if (!rewrites && defined[static_cast<std::size_t>(op.output)])
-      fail(layer + " writes value " + std::to_string(op.output) + ", which already exists");
+      fail_validation(who, &op, " writes value {}, which already exists", {op.output});
 
     const int cin = channels[static_cast<std::size_t>(op.input)];
     int cout = cin;
-    const auto params = [&](std::size_t offset, std::size_t count, const char* what, bool required) {
+    const auto params = [&](std::size_t offset, std::size_t count, bool required, std::string_view missing,
+                            std::string_view outside) {
       if (offset == no_param) {
-        if (required) fail(layer + " has no " + what);
+        if (required) fail_validation(who, &op, missing);
         return;
       }
       if (offset > arena_floats || count > arena_floats - offset)
-        fail(layer + ": " + what + " (" + std::to_string(count) + " floats at offset " + std::to_string(offset) +
-             ") is outside the parameter arena of " + std::to_string(arena_floats) + " floats");
+        fail_validation(who, &op, outside,
+                        {static_cast<long long>(count), static_cast<long long>(offset), arena});
     };
     switch (op.kind) {
       case OpKind::conv:
       case OpKind::grouped_conv:
       case OpKind::linear:
         if (op.in_channels != cin)
-          fail(layer + " expects " + std::to_string(op.in_channels) + " input channels, its input has " +
-               std::to_string(cin));
+          fail_validation(who, &op, " expects {} input channels, its input has {}", {op.in_channels, cin});
         if (op.out_channels < 1 || op.kernel < 1 || op.stride < 1 || op.padding < 0 || op.groups < 1 ||
             op.in_channels % op.groups != 0 || op.out_channels % op.groups != 0 ||
             (op.kind == OpKind::grouped_conv) != (op.groups > 1))
-          fail(layer + " has an invalid geometry (out channels " + std::to_string(op.out_channels) + ", kernel " +
-               std::to_string(op.kernel) + ", stride " + std::to_string(op.stride) + ", padding " +
-               std::to_string(op.padding) + ", groups " + std::to_string(op.groups) + ")");
-        params(op.weight, weight_floats(op), "weight", true);
-        params(op.bias, bias_floats(op), "bias", false);
+          fail_validation(who, &op,
+                          " has an invalid geometry (out channels {}, kernel {}, stride {}, padding {}, groups {})",
+                          {op.out_channels, op.kernel, op.stride, op.padding, op.groups});
+        params(op.weight, weight_floats(op), true, " has no weight",
+               ": weight ({} floats at offset {}) is outside the parameter arena of {} floats");
+        params(op.bias, bias_floats(op), false, "",
+               ": bias ({} floats at offset {}) is outside the parameter arena of {} floats");
         cout = op.out_channels;
         break;
       case OpKind::pad_shortcut:
         if (op.in_channels != cin || op.out_channels < cin || (op.out_channels - cin) % 2 != 0 || op.stride < 1 ||
             op.kernel != 1 || op.padding != 0)
-          fail(layer + " pads " + std::to_string(cin) + " channels to " + std::to_string(op.out_channels) +
-               " with stride " + std::to_string(op.stride) + ": needs an even difference, kernel 1 and padding 0");
+          fail_validation(who, &op,
+                          " pads {} channels to {} with stride {}: needs an even difference, kernel 1 and padding 0",
+                          {cin, op.out_channels, op.stride});
         cout = op.out_channels;
         break;
       case OpKind::max_pool:
         if (op.kernel < 1 || op.stride < 1 || op.padding < 0 || 2 * op.padding > op.kernel)
-          fail(layer + " has an invalid pooling geometry (kernel " + std::to_string(op.kernel) + ", stride " +
-               std::to_string(op.stride) + ", padding " + std::to_string(op.padding) + ")");
+          fail_validation(who, &op, " has an invalid pooling geometry (kernel {}, stride {}, padding {})",
+                          {op.kernel, op.stride, op.padding});
         break;
       case OpKind::batch_norm:
         for (std::size_t off : {op.weight, op.bias, op.running_mean, op.running_var})
-          params(off, static_cast<std::size_t>(cin), "batch-norm parameter", false);
+          params(off, static_cast<std::size_t>(cin), false, "",
+                 ": batch-norm parameter ({} floats at offset {}) is outside the parameter arena of {} floats");
         break;
       case OpKind::add:
         if (channels[static_cast<std::size_t>(op.residual)] != cin)
-          fail(layer + ": residual has " + std::to_string(channels[static_cast<std::size_t>(op.residual)]) +
-               " channels, input has " + std::to_string(cin));
+          fail_validation(who, &op, ": residual has {} channels, input has {}",
+                          {channels[static_cast<std::size_t>(op.residual)], cin});
         break;
       default: break;
     }
     channels[static_cast<std::size_t>(op.output)] = cout;
-    defined[static_cast<std::size_t>(op.output)] = true;
+    defined[static_cast<std::size_t>(op.output)] = 1;
   }
   for (int v : {p.features, p.output})
     if (!defined[static_cast<std::size_t>(v)])
-      fail("malformed program (result value " + std::to_string(v) + " is never computed)");
+      fail_validation(who, nullptr, "malformed program (result value {} is never computed)", {v});
   return channels;
 }
 
