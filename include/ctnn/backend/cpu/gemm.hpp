@@ -77,6 +77,17 @@ struct Gemm {
 
   static void run(std::size_t m, std::size_t n, std::size_t k, MatrixView a, MatrixView b, float* c, std::size_t ldc,
                   bool accumulate, float* scratch) {
+    run(m, n, k, a, [b](std::size_t k0, std::size_t kc, std::size_t cols, float* dst) { pack_b(b, k0, kc, cols, dst); },
+        c, ldc, accumulate, scratch);
+  }
+
+  // The same product with B given by its packer rather than a matrix:
+  // pack(k0, kc, n, dst) writes rows [k0, k0 + kc) of B as NR-column panels
+  // (each kc x NR, K-major, zero past column n). A convolution passes one that
+  // reads its input directly (implicit im2col), so B is never materialised.
+  template <class PackB>
+  static void run(std::size_t m, std::size_t n, std::size_t k, MatrixView a, const PackB& pack, float* c,
+                  std::size_t ldc, bool accumulate, float* scratch) {
     if (m == 0 || n == 0) return;
     if (k == 0) {
       if (!accumulate)
@@ -90,7 +101,7 @@ struct Gemm {
     float* tile = packed_a + std::min(bl.mc, round_up(m, MR)) * std::min(bl.kc, k);
     for (std::size_t k0 = 0; k0 < k; k0 += bl.kc) {
       const std::size_t kc = std::min(bl.kc, k - k0);
-      pack_b(b, k0, kc, n, packed_b);
+      pack(k0, kc, n, packed_b);
       const bool add = accumulate || k0 > 0;
       for (std::size_t m0 = 0; m0 < m; m0 += bl.mc) {
         const std::size_t mc = std::min(bl.mc, m - m0);
@@ -152,19 +163,6 @@ struct Gemm {
     }
   }
 
-  static vec load_unaligned(const float* p) {
-    if constexpr (W == 1)
-      return *p;
-    else
-      return vec::load_unaligned(p);
-  }
-  static void store_unaligned(float* p, vec v) {
-    if constexpr (W == 1)
-      *p = v;
-    else
-      v.store_unaligned(p);
-  }
-
   // One MR x NR tile of C over kc: accumulators in registers.
   static void micro(std::size_t kc, const float* a, const float* b, float* c, std::size_t ldc, std::size_t rows,
                     std::size_t cols, bool add, float* tile) {
@@ -185,18 +183,18 @@ struct Gemm {
       for (int i = 0; i < MR; ++i) {
         float* row = c + static_cast<std::size_t>(i) * ldc;
         if (add) {
-          store_unaligned(row, load_unaligned(row) + acc[i][0]);
-          store_unaligned(row + W, load_unaligned(row + W) + acc[i][1]);
+          S::store_unaligned(row, S::load_unaligned(row) + acc[i][0]);
+          S::store_unaligned(row + W, S::load_unaligned(row + W) + acc[i][1]);
         } else {
-          store_unaligned(row, acc[i][0]);
-          store_unaligned(row + W, acc[i][1]);
+          S::store_unaligned(row, acc[i][0]);
+          S::store_unaligned(row + W, acc[i][1]);
         }
       }
       return;
     }
     for (int i = 0; i < MR; ++i) {  // an edge tile: through memory
-      store_unaligned(tile + i * NR, acc[i][0]);
-      store_unaligned(tile + i * NR + W, acc[i][1]);
+      S::store_unaligned(tile + i * NR, acc[i][0]);
+      S::store_unaligned(tile + i * NR + W, acc[i][1]);
     }
     for (std::size_t i = 0; i < rows; ++i)
       for (std::size_t j = 0; j < cols; ++j) {

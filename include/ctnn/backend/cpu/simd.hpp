@@ -89,7 +89,18 @@ struct simd {
   static vec set1(float v) noexcept { return vec(v); }
   static vec load(const float* p) noexcept { return vec::load_aligned(p); }
   static void store(float* p, vec v) noexcept { v.store_aligned(p); }
+  static vec load_unaligned(const float* p) noexcept { return vec::load_unaligned(p); }
+  static void store_unaligned(float* p, vec v) noexcept { v.store_unaligned(p); }
   static vec fma(vec a, vec b, vec c) noexcept { return xsimd::fma(a, b, c); }
+  static float reduce_add(vec v) noexcept {
+#if XSIMD_VERSION_MAJOR >= 9
+    return xsimd::reduce_add(v);
+#else
+    return xsimd::hadd(v);  // xsimd 8 (Debian 12); renamed reduce_add in 9
+#endif
+  }
+  // v where select_by > 0, else 0 (ReLU and its gradient, without branches).
+  static vec where_positive(vec select_by, vec v) noexcept { return xsimd::select(select_by > zero(), v, zero()); }
   // A compare and blend: xsimd::max on AVX-512 trips g++ 12's
   // -Wmaybe-uninitialized inside the intrinsic header.
   static vec max(vec a, vec b) noexcept { return xsimd::select(a < b, b, a); }
@@ -107,7 +118,11 @@ struct simd<scalar_arch> {
   static vec set1(float v) noexcept { return v; }
   static vec load(const float* p) noexcept { return *p; }
   static void store(float* p, vec v) noexcept { *p = v; }
+  static vec load_unaligned(const float* p) noexcept { return *p; }
+  static void store_unaligned(float* p, vec v) noexcept { *p = v; }
   static vec fma(vec a, vec b, vec c) noexcept { return a * b + c; }
+  static float reduce_add(vec v) noexcept { return v; }
+  static vec where_positive(vec select_by, vec v) noexcept { return select_by > 0.0f ? v : 0.0f; }
   static vec max(vec a, vec b) noexcept { return std::max(a, b); }
 };
 

@@ -20,6 +20,7 @@
 #include <limits>
 #include <memory>
 #include <span>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -36,6 +37,9 @@ inline namespace CTNN_CPU_ISA {
 template <class Arch>
 class TrainingKernels {
   using G = Gemm<Arch>;
+  using S = simd<Arch>;
+  using vec = typename S::vec;
+  static constexpr std::size_t W = static_cast<std::size_t>(S::width);
   static constexpr std::size_t weight_chunks = 8;  // fixed: results must not depend on the thread count
 
  public:
@@ -49,7 +53,7 @@ class TrainingKernels {
       const Extents& out = e[static_cast<std::size_t>(to.out)];
       if (op.kind == OpKind::conv || op.kind == OpKind::grouped_conv) {
         const Geometry g(op, in, out);
-        col = std::max(col, g.k * g.pixels);
+        col = std::max(col, g.column_floats());
         gemm = std::max({gemm, G::scratch_floats(g.cout, g.pixels, g.k), G::scratch_floats(g.k, g.pixels, g.cout),
                          G::scratch_floats(g.cout, g.k, g.pixels)});
         weights = std::max(weights, weight_floats(op) + static_cast<std::size_t>(op.out_channels));
@@ -71,7 +75,7 @@ class TrainingKernels {
     const Geometry g(op, x.shape, y.shape);
     parallel()(static_cast<long>(x.shape.n), [&](long n, int thread) {
       float* col = scratch(thread);
-      float* gs = col + aligned_floats(g.k * g.pixels);
+      float* gs = col + aligned_floats(g.column_floats());
       for (std::size_t grp = 0; grp < g.groups; ++grp) {
         const MatrixView cols = columns(g, x, static_cast<std::size_t>(n), grp, col);
         float* out = y.data + (static_cast<std::size_t>(n) * g.out_channels + grp * g.cout) * g.pixels;
@@ -94,17 +98,24 @@ class TrainingKernels {
     // Weight and bias gradients: one partial per chunk of images.
     parallel()(static_cast<long>(chunks), [&](long c, int thread) {
       float* col = scratch(thread);
-      float* gs = col + aligned_floats(g.k * g.pixels);
+      float* gs = col + aligned_floats(g.column_floats());
       float* partial = partials_.data() + static_cast<std::size_t>(c) * chunk_floats_;
       const std::size_t first = static_cast<std::size_t>(c) * images / chunks;
       const std::size_t last = (static_cast<std::size_t>(c) + 1) * images / chunks;
       for (std::size_t n = first; n < last; ++n) {
         for (std::size_t grp = 0; grp < g.groups; ++grp) {
-          const MatrixView cols = columns(g, x, n, grp, col);
           const float* grad = dy.data + (n * g.out_channels + grp * g.cout) * g.pixels;
+          float* dw = partial + grp * g.cout * g.k;
           // dW_g (cout x k) = dY_g (cout x pixels) x col^T (pixels x k)
-          G::run(g.cout, g.k, g.pixels, {grad, g.pixels}, {cols.data, cols.ld, true}, partial + grp * g.cout * g.k,
-                 g.k, n > first, gs);
+          if (g.tap_major) {
+            const float* src = x.data + (n * g.in_channels + grp * g.cin) * g.in_area;
+            for (std::size_t ch = 0; ch < g.cin; ++ch)  // channels last: one tap's channels are contiguous
+              for (std::size_t j = 0; j < g.in_area; ++j) col[j * g.cin + ch] = src[ch * g.in_area + j];
+            G::run(g.cout, g.k, g.pixels, {grad, g.pixels}, TapMajorColumns{g, col}, dw, g.k, n > first, gs);
+          } else {
+            const MatrixView cols = columns(g, x, n, grp, col);
+            G::run(g.cout, g.k, g.pixels, {grad, g.pixels}, {cols.data, cols.ld, true}, dw, g.k, n > first, gs);
+          }
         }
         if (op.bias != no_param)
           for (std::size_t oc = 0; oc < g.out_channels; ++oc) {
@@ -116,16 +127,23 @@ class TrainingKernels {
       }
     });
     const std::size_t bias = op.bias != no_param ? g.out_channels : 0;
+    const std::size_t taps = g.kernel * g.kernel;
     for (std::size_t c = 0; c < chunks; ++c) {
       const float* partial = partials_.data() + c * chunk_floats_;
-      for (std::size_t i = 0; i < wfloats; ++i) grads[op.weight + i] += partial[i];
+      if (g.tap_major)  // partial rows are (tap, channel); PyTorch's are (channel, tap)
+        for (std::size_t row = 0; row < g.out_channels; ++row)
+          for (std::size_t tap = 0; tap < taps; ++tap)
+            for (std::size_t ch = 0; ch < g.cin; ++ch)
+              grads[op.weight + row * g.k + ch * taps + tap] += partial[row * g.k + tap * g.cin + ch];
+      else
+        for (std::size_t i = 0; i < wfloats; ++i) grads[op.weight + i] += partial[i];
       for (std::size_t i = 0; i < bias; ++i) grads[op.bias + i] += partial[wfloats + i];
     }
     if (!dx.data) return;
     // Input gradient: per image, dcol = W_g^T x dY_g, folded back by col2im.
     parallel()(static_cast<long>(images), [&](long n, int thread) {
       float* col = scratch(thread);
-      float* gs = col + aligned_floats(g.k * g.pixels);
+      float* gs = col + aligned_floats(g.column_floats());
       for (std::size_t grp = 0; grp < g.groups; ++grp) {
         const float* grad = dy.data + (static_cast<std::size_t>(n) * g.out_channels + grp * g.cout) * g.pixels;
         float* dst = dx.data + (static_cast<std::size_t>(n) * g.in_channels + grp * g.cin) * g.in_area;
@@ -207,11 +225,8 @@ class TrainingKernels {
       inv_std[c] = 1.0 / std::sqrt(var + double(op.eps));
       const float scale = static_cast<float>(inv_std[c] * params[op.weight + c]);
       const float shift = static_cast<float>(params[op.bias + c] - mean[c] * inv_std[c] * params[op.weight + c]);
-      for (std::size_t n = 0; n < x.shape.n; ++n) {
-        const float* src = &x(n, c);
-        float* dst = &y(n, c);
-        for (std::size_t j = 0; j < area; ++j) dst[j] = src[j] * scale + shift;
-      }
+      for (std::size_t n = 0; n < x.shape.n; ++n)
+        map(&y(n, c), area, false, [scale, shift](auto v) { return v * scale + shift; }, &x(n, c));
     });
   }
 
@@ -227,13 +242,10 @@ class TrainingKernels {
     parallel()(cs, [&](long ch, int) {
       const auto c = static_cast<std::size_t>(ch);
       double sum_dy = 0, sum_dy_x = 0;  // sum dy * xhat = (sum dy * x - mean * sum dy) * inv_std
+      const float mu = static_cast<float>(mean[c]);
       for (std::size_t n = 0; n < x.shape.n; ++n) {
-        const float* g = &dy(n, c);
-        const float* v = &x(n, c);
-        float s = 0, sx = 0;
-        for (std::size_t j = 0; j < area; ++j) s += g[j], sx += g[j] * (v[j] - static_cast<float>(mean[c]));
-        sum_dy += s;
-        sum_dy_x += sx;
+        sum_dy += sum(area, [](auto g) { return g; }, &dy(n, c));
+        sum_dy_x += sum(area, [mu](auto g, auto v) { return g * (v - mu); }, &dy(n, c), &x(n, c));
       }
       const double sum_dy_xhat = sum_dy_x * inv_std[c];
       grads[op.weight + c] += static_cast<float>(sum_dy_xhat);  // this process's: the exchange averages them
@@ -250,15 +262,9 @@ class TrainingKernels {
       const double a = k, b = batch ? -k * inv_std[c] * sums[channels + c] / double(m) : 0.0;
       const double d = batch ? -k * sums[c] / double(m) - b * mean[c] : 0.0;
       const float fa = static_cast<float>(a), fb = static_cast<float>(b), fd = static_cast<float>(d);
-      for (std::size_t n = 0; n < x.shape.n; ++n) {
-        const float* g = &dy(n, c);
-        const float* v = &x(n, c);
-        float* out = &dx(n, c);
-        if (accumulate)
-          for (std::size_t j = 0; j < area; ++j) out[j] += fa * g[j] + fb * v[j] + fd;
-        else
-          for (std::size_t j = 0; j < area; ++j) out[j] = fa * g[j] + fb * v[j] + fd;
-      }
+      for (std::size_t n = 0; n < x.shape.n; ++n)
+        map(&dx(n, c), area, accumulate, [fa, fb, fd](auto g, auto v) { return fa * g + fb * v + fd; }, &dy(n, c),
+            &x(n, c));
     });
   }
 
@@ -266,23 +272,23 @@ class TrainingKernels {
 
   void relu_forward(ConstTensorView x, TensorView y) {
     per_image(x.shape, [&](std::size_t b, std::size_t e) {
-      for (std::size_t j = b; j < e; ++j) y.data[j] = x.data[j] > 0.f ? x.data[j] : 0.f;
+      map(y.data + b, e - b, false, [](auto v) { return positive_part(v, v); }, x.data + b);
     });
   }
   void relu_backward(ConstTensorView y, ConstTensorView dy, TensorView dx, bool acc) {
     per_image(y.shape, [&](std::size_t b, std::size_t e) {
-      store_range(dx.data, b, e, acc, [&](std::size_t j) { return y.data[j] > 0.f ? dy.data[j] : 0.f; });
+      map(dx.data + b, e - b, acc, [](auto out, auto g) { return positive_part(out, g); }, y.data + b, dy.data + b);
     });
   }
   void add_forward(ConstTensorView x, ConstTensorView r, TensorView y) {
     per_image(x.shape, [&](std::size_t b, std::size_t e) {
-      for (std::size_t j = b; j < e; ++j) y.data[j] = x.data[j] + r.data[j];
+      map(y.data + b, e - b, false, [](auto u, auto v) { return u + v; }, x.data + b, r.data + b);
     });
   }
   void pass_gradient(ConstTensorView dy, TensorView dx, bool acc) {
     if (dx.data == dy.data) return;  // in place: already there
     per_image(dy.shape, [&](std::size_t b, std::size_t e) {
-      store_range(dx.data, b, e, acc, [&](std::size_t j) { return dy.data[j]; });
+      map(dx.data + b, e - b, acc, [](auto g) { return g; }, dy.data + b);
     });
   }
   // CIFAR option A: y[:, c + offset] = x[:, c, ::s, ::s], zero elsewhere.
@@ -320,7 +326,7 @@ class TrainingKernels {
     for (std::size_t j = 0; j < y.size(); ++j) y.data[j] = 1.f / (1.f + std::exp(-x.data[j]));
   }
   void sigmoid_backward(ConstTensorView y, ConstTensorView dy, TensorView dx, bool acc) {
-    for (std::size_t j = 0; j < dy.size(); ++j) store(dx.data, j, dy.data[j] * y.data[j] * (1.f - y.data[j]), acc);
+    map(dx.data, dy.size(), acc, [](auto out, auto g) { return g * out * (1.f - out); }, y.data, dy.data);
   }
   void softmax_forward(ConstTensorView x, TensorView y) {
     const std::size_t c = x.shape.c, area = x.shape.h * x.shape.w;
@@ -400,7 +406,10 @@ class TrainingKernels {
     }
   }
   void dropout_backward(ConstTensorView dy, TensorView dx, bool acc, const float* mask) {
-    for (std::size_t j = 0; j < dy.size(); ++j) store(dx.data, j, mask ? dy.data[j] * mask[j] : dy.data[j], acc);
+    if (mask)
+      map(dx.data, dy.size(), acc, [](auto g, auto keep) { return g * keep; }, dy.data, mask);
+    else
+      map(dx.data, dy.size(), acc, [](auto g) { return g; }, dy.data);
   }
 
   // The optimiser's rule over the trainable ranges, split into fixed pieces
@@ -425,12 +434,53 @@ class TrainingKernels {
     std::size_t in_channels, out_channels, groups, cin, cout, kernel, stride, padding;
     std::size_t h, w, oh, ow, in_area, pixels, k;
     bool pointwise;
+    // The weight gradient reads channels-last copies of the input, vector by
+    // vector, when a vector of K never crosses taps (see TapMajorColumns).
+    bool tap_major;
     Geometry(const Op& op, Extents in, Extents out)
         : in_channels(static_cast<std::size_t>(op.in_channels)), out_channels(static_cast<std::size_t>(op.out_channels)),
           groups(static_cast<std::size_t>(op.groups)), cin(in_channels / groups), cout(out_channels / groups),
           kernel(static_cast<std::size_t>(op.kernel)), stride(static_cast<std::size_t>(op.stride)),
           padding(static_cast<std::size_t>(op.padding)), h(in.h), w(in.w), oh(out.h), ow(out.w), in_area(in.h * in.w),
-          pixels(out.h * out.w), k(cin * kernel * kernel), pointwise(kernel == 1 && stride == 1 && padding == 0) {}
+          pixels(out.h * out.w), k(cin * kernel * kernel), pointwise(kernel == 1 && stride == 1 && padding == 0),
+          tap_major(!pointwise && cin % W == 0) {}
+    // Per-thread room for the column matrix, or for the channels-last input copy.
+    std::size_t column_floats() const { return std::max(k * pixels, cin * in_area); }
+  };
+
+  // B = col(X)^T of the weight gradient, packed for Gemm straight from a
+  // channels-last image (`hwc`: in_area x cin): rows are output pixels,
+  // columns the K index in (tap, channel) order, so W consecutive columns are
+  // W consecutive channels of one input pixel, one vector load (or zeros in
+  // the padding). The transposition the NCHW columns would need is done once
+  // on the input instead of on the kernel^2 times larger column matrix.
+  struct TapMajorColumns {
+    const Geometry& g;
+    const float* hwc;
+    void operator()(std::size_t p0, std::size_t pc, std::size_t n, float* dst) const {
+      constexpr std::size_t NR = static_cast<std::size_t>(G::NR);
+      const long pad = static_cast<long>(g.padding), s = static_cast<long>(g.stride);
+      const long ih = static_cast<long>(g.h), iw = static_cast<long>(g.w);
+      for (std::size_t j0 = 0; j0 < n; j0 += NR, dst += pc * NR)
+        for (std::size_t half = 0; half < NR; half += W) {
+          const std::size_t j = j0 + half;
+          float* d = dst + half;
+          if (j >= n) {
+            for (std::size_t kk = 0; kk < pc; ++kk, d += NR) S::store_unaligned(d, S::zero());
+            continue;
+          }
+          const std::size_t tap = j / g.cin, c0 = j % g.cin;
+          const long ky = static_cast<long>(tap / g.kernel) - pad, kx = static_cast<long>(tap % g.kernel) - pad;
+          std::size_t oy = p0 / g.ow, ox = p0 % g.ow;
+          for (std::size_t kk = 0; kk < pc; ++kk, d += NR) {
+            const long iy = static_cast<long>(oy) * s + ky, ix = static_cast<long>(ox) * s + kx;
+            const bool inside = iy >= 0 && iy < ih && ix >= 0 && ix < iw;
+            S::store_unaligned(d, inside ? S::load_unaligned(hwc + static_cast<std::size_t>(iy * iw + ix) * g.cin + c0)
+                                         : S::zero());
+            if (++ox == g.ow) ox = 0, ++oy;
+          }
+        }
+    }
   };
 
   // The column matrix (k x pixels) of image n, group grp: the input itself
@@ -483,7 +533,10 @@ class TrainingKernels {
             if (yy < 0 || yy >= ih) continue;
             float* out = plane + yy * iw + shift;
             const float* in = row + oy * g.ow;
-            for (std::size_t ox = lo; ox < hi; ++ox) out[static_cast<long>(ox) * s] += in[ox];
+            if (s == 1)
+              map(out + lo, hi - lo, true, [](auto v) { return v; }, in + lo);
+            else
+              for (std::size_t ox = lo; ox < hi; ++ox) out[static_cast<long>(ox) * s] += in[ox];
           }
         }
   }
@@ -498,25 +551,53 @@ class TrainingKernels {
   }
 
   static double plane_sum(const float* v, std::size_t n) {
-    float s = 0;
-    for (std::size_t j = 0; j < n; ++j) s += v[j];
-    return s;
+    return sum(n, [](auto x) { return x; }, v);
   }
   static double plane_squares(const float* v, std::size_t n, float mean) {
-    float s = 0;
-    for (std::size_t j = 0; j < n; ++j) s += (v[j] - mean) * (v[j] - mean);
-    return s;
-  }
-  static void store(float* dst, std::size_t j, float v, bool accumulate) { dst[j] = accumulate ? dst[j] + v : v; }
-  // dst[j] (+)= f(j) over [b, e), with the branch outside the loop so that it vectorises.
-  template <class F>
-  static void store_range(float* dst, std::size_t b, std::size_t e, bool accumulate, F&& f) {
-    if (accumulate)
-      for (std::size_t j = b; j < e; ++j) dst[j] += f(j);
-    else
-      for (std::size_t j = b; j < e; ++j) dst[j] = f(j);
+    return sum(n, [mean](auto x) { return (x - mean) * (x - mean); }, v);
   }
 
+  // ---- vector loops shared by the element-wise and per-plane kernels ---------
+  // `f` is generic: it is called with vectors for whole vectors, then with
+  // floats for the tail (both are float on the scalar architecture).
+
+  // dst[j] (+)= f(src[j]...) for j in [0, n).
+  template <class F, class... Src>
+  static void map(float* dst, std::size_t n, bool accumulate, F&& f, const Src*... src) {
+    std::size_t j = 0;
+    if constexpr (W > 1)
+      for (; j + W <= n; j += W) {
+        const vec v = f(S::load_unaligned(src + j)...);
+        S::store_unaligned(dst + j, accumulate ? S::load_unaligned(dst + j) + v : v);
+      }
+    for (; j < n; ++j) {
+      const float v = f(src[j]...);
+      dst[j] = accumulate ? dst[j] + v : v;
+    }
+  }
+  // The sum of f(src[j]...) over [0, n), in a fixed order (lane-wise, the
+  // lanes reduced, then the tail): the same for any thread count.
+  template <class F, class... Src>
+  static float sum(std::size_t n, F&& f, const Src*... src) {
+    float total = 0;
+    std::size_t j = 0;
+    if constexpr (W > 1) {
+      vec acc = S::zero();
+      for (; j + W <= n; j += W) acc += f(S::load_unaligned(src + j)...);
+      total = S::reduce_add(acc);
+    }
+    for (; j < n; ++j) total += f(src[j]...);
+    return total;
+  }
+  // v where select_by > 0, else 0: ReLU forward (v = x) and backward (v = dy, select_by = y).
+  template <class T>
+  static T positive_part(T select_by, T v) {
+    if constexpr (std::is_same_v<T, vec>)
+      return S::where_positive(select_by, v);
+    else
+      return select_by > 0.f ? v : 0.f;
+  }
+  static void store(float* dst, std::size_t j, float v, bool accumulate) { dst[j] = accumulate ? dst[j] + v : v; }
   // Element-wise work in one task per image.
   template <class F>
   void per_image(const Extents& e, F&& body) {
