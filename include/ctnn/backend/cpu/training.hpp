@@ -24,8 +24,10 @@
 #include <utility>
 #include <vector>
 
+#include "ctnn/backend/cpu/conv.hpp"
 #include "ctnn/backend/cpu/cpu.hpp"
 #include "ctnn/backend/cpu/gemm.hpp"
+#include "ctnn/backend/cpu/layout.hpp"
 #include "ctnn/backend/cpu/thread_pool.hpp"
 #include "ctnn/core/init.hpp"
 #include "ctnn/core/tensor.hpp"
@@ -46,7 +48,7 @@ class TrainingKernels {
   TrainingKernels() : threads_(thread_count()), pool_(std::make_unique<ThreadPool>(threads_)) {}
 
   void reserve(const Program& p, const train::Tape& t, std::span<const Extents> e) {
-    std::size_t col = 0, gemm = 0, weights = 0;
+    std::size_t col = 0, gemm = 0, weights = 0, blocked_in = 0, blocked_out = 0, packed = 0;
     for (const train::TapeOp& to : t.ops) {
       const Op& op = p.ops[to.op];
       const Extents& in = e[static_cast<std::size_t>(to.in)];
@@ -57,6 +59,16 @@ class TrainingKernels {
         gemm = std::max({gemm, G::scratch_floats(g.cout, g.pixels, g.k), G::scratch_floats(g.k, g.pixels, g.cout),
                          G::scratch_floats(g.cout, g.k, g.pixels)});
         weights = std::max(weights, weight_floats(op) + static_cast<std::size_t>(op.out_channels));
+        if (direct(g)) {  // forward, and the input gradient of a "same" stride-1 conv
+          const std::size_t slack = conv_read_slack<Arch>(op.stride, B, op.kernel);
+          blocked_in = std::max({blocked_in, blocked(g.in_channels, in, g.padding).floats() + slack,
+                                 blocked(g.out_channels, out, g.padding).floats() + slack});
+          blocked_out = std::max({blocked_out, blocked(g.out_channels, out, 0).floats(),
+                                  blocked(g.in_channels, in, 0).floats()});
+          packed = std::max(packed, packed_floats(g.in_channels, g.out_channels, g.kernel) +
+                                        packed_floats(g.out_channels, g.in_channels, g.kernel));
+          weights = std::max(weights, 2 * weight_floats(op));
+        }
       } else if (op.kind == OpKind::linear) {
         const std::size_t n = in.n, f = in.per_item(), o = static_cast<std::size_t>(op.out_channels);
         gemm = std::max({gemm, G::scratch_floats(n, o, f), G::scratch_floats(o, f, n), G::scratch_floats(n, f, o)});
@@ -67,12 +79,20 @@ class TrainingKernels {
       scratch_.resize(static_cast<std::size_t>(threads_) * scratch_floats_);
     chunk_floats_ = aligned_floats(weights);
     if (partials_.size() < weight_chunks * chunk_floats_) partials_.resize(weight_chunks * chunk_floats_);
+    blocked_in_.reserve(blocked_in);
+    blocked_out_.reserve(blocked_out);
+    packed_.reserve(packed);
+    flipped_.reserve(weights);
+    ones_.resize(std::max(ones_.size(), weights), 1.0);
   }
 
   // ---- conv and grouped_conv ----------------------------------------------------
 
   void conv_forward(const Op& op, ConstTensorView x, TensorView y, const float* params) {
     const Geometry g(op, x.shape, y.shape);
+    if (direct(g))
+      return direct_conv(x, params + op.weight, op.bias != no_param ? params + op.bias : nullptr, g.in_channels,
+                         g.out_channels, g, y, false);
     parallel()(static_cast<long>(x.shape.n), [&](long n, int thread) {
       float* col = scratch(thread);
       float* gs = col + aligned_floats(g.column_floats());
@@ -88,6 +108,7 @@ class TrainingKernels {
           for (std::size_t j = 0; j < g.pixels; ++j) out[j] += b;
         }
     });
+
   }
 
   void conv_backward(const Op& op, ConstTensorView x, ConstTensorView dy, TensorView dx, bool accumulate,
@@ -140,6 +161,19 @@ class TrainingKernels {
       for (std::size_t i = 0; i < bias; ++i) grads[op.bias + i] += partial[wfloats + i];
     }
     if (!dx.data) return;
+    if (direct(g) && g.stride == 1 && 2 * g.padding + 1 == g.kernel) {
+      // A "same" stride-1 convolution's input gradient is the forward
+      // convolution of dY with the weights flipped in space and transposed in
+      // channels: the direct kernels again, with no column matrix or col2im.
+      const std::size_t taps = g.kernel * g.kernel;
+      float* flipped = flipped_.data();
+      for (std::size_t o = 0; o < g.out_channels; ++o)
+        for (std::size_t i = 0; i < g.in_channels; ++i)
+          for (std::size_t t = 0; t < taps; ++t)
+            flipped[(i * g.out_channels + o) * taps + (taps - 1 - t)] =
+                params[op.weight + (o * g.in_channels + i) * taps + t];
+      return direct_conv(dy, flipped, nullptr, g.out_channels, g.in_channels, g, dx, accumulate);
+    }
     // Input gradient: per image, dcol = W_g^T x dY_g, folded back by col2im.
     parallel()(static_cast<long>(images), [&](long n, int thread) {
       float* col = scratch(thread);
@@ -156,6 +190,7 @@ class TrainingKernels {
         }
       }
     });
+
   }
 
   // ---- linear (W is [out, in]) --------------------------------------------------
@@ -483,6 +518,74 @@ class TrainingKernels {
     }
   };
 
+  // ---- direct convolution in the blocked layout (the inference kernels) -------
+  // A dense convolution whose channel counts fill whole vector blocks runs
+  // its forward product (and a "same" stride-1 conv its input gradient) on
+  // the inference backend's register-tiled kernels (conv.hpp): the NCHW value
+  // is reordered into the blocked layout with a zero border, the weights are
+  // packed for the kernels (they change every step), and the result is
+  // reordered back. Two passes over the activations instead of im2col's
+  // kernel^2-fold copy and the GEMM's packing.
+  static constexpr std::size_t B = static_cast<std::size_t>(block_width<Arch>);
+  static bool direct(const Geometry& g) {
+    return g.groups == 1 && g.in_channels % B == 0 && g.out_channels % B == 0 && g.stride <= 2 && !g.pointwise;
+  }
+  static Layout blocked(std::size_t channels, const Extents& e, std::size_t border, float* data = nullptr) {
+    return {data, e.n, channels, e.h, e.w, static_cast<int>(B), static_cast<int>(border)};
+  }
+  static std::size_t packed_floats(std::size_t in, std::size_t out, std::size_t kernel) {
+    const std::size_t pairs = (out / B + 1) / 2;
+    return packed_conv_floats<Arch>(static_cast<int>(in), static_cast<int>(out), static_cast<int>(kernel),
+                                    static_cast<int>(B)) +
+           2 * B * pairs;  // + zero biases
+  }
+
+  // out (+)= conv(in, weights [out][in][k][k]) + bias (if any) with g's
+  // kernel, stride and padding; `in` has `cin` channels, `out` has `cout`.
+  void direct_conv(ConstTensorView in, const float* weights, const float* bias, std::size_t cin, std::size_t cout,
+                   const Geometry& g, TensorView out, bool accumulate) {
+    const Layout src = blocked(cin, in.shape, g.padding, blocked_in_.data());
+    const Layout dst = blocked(cout, out.shape, 0, blocked_out_.data());
+    const long items = static_cast<long>(in.shape.n);
+    parallel()(items, [&](long n, int) {
+      const auto i = static_cast<std::size_t>(n);
+      for (std::size_t cb = 0; cb < src.blocks(); ++cb) clear_border<Arch>(src, i, cb);
+      for (std::size_t y = 0; y < src.h; ++y) nchw_row_to_layout<Arch>(in, i, y, src);
+    });
+    ConvSpec spec;
+    spec.in_channels = static_cast<int>(cin);
+    spec.out_channels = static_cast<int>(cout);
+    spec.kernel = static_cast<int>(g.kernel);
+    spec.stride = static_cast<int>(g.stride);
+    spec.padding = static_cast<int>(g.padding);
+    spec.in_lanes = static_cast<int>(B);
+    spec.groups = static_cast<int>((cout / B + 1) / 2);
+    spec.group_floats = cin / B * g.kernel * g.kernel * B * 2 * B;
+    spec.weights = 0;
+    spec.bias = static_cast<std::size_t>(spec.groups) * spec.group_floats;
+    float* packed = packed_.data();
+    pack_conv_weights<Arch>(weights, {ones_.data(), cout}, spec.in_channels, spec.out_channels, spec.kernel,
+                            spec.in_lanes, packed);
+    std::fill_n(packed + spec.bias, 2 * B * static_cast<std::size_t>(spec.groups), 0.f);
+    if (bias) std::copy_n(bias, cout, packed + spec.bias);
+    run_conv<Arch>(spec, packed, src, dst, nullptr, parallel());
+    parallel()(items, [&](long n, int) {
+      const auto i = static_cast<std::size_t>(n);
+      const std::size_t area = dst.h * dst.w;
+      for (std::size_t ch = 0; ch < cout; ++ch) {
+        float* d = out.data + (i * cout + ch) * area;
+        for (std::size_t y = 0; y < dst.h; ++y) {
+          const float* s = dst.at(i, ch / B, static_cast<std::ptrdiff_t>(y), 0) + ch % B;
+          float* row = d + y * dst.w;
+          if (accumulate)
+            for (std::size_t x = 0; x < dst.w; ++x) row[x] += s[x * B];
+          else
+            for (std::size_t x = 0; x < dst.w; ++x) row[x] = s[x * B];
+        }
+      }
+    });
+  }
+
   // The column matrix (k x pixels) of image n, group grp: the input itself
   // for a pointwise conv, else im2col into `col`.
   static MatrixView columns(const Geometry& g, ConstTensorView x, std::size_t n, std::size_t grp, float* col) {
@@ -612,7 +715,8 @@ class TrainingKernels {
 
   int threads_ = 1;
   std::unique_ptr<ThreadPool> pool_;
-  AlignedBuffer scratch_, partials_;
+  AlignedBuffer scratch_, partials_, blocked_in_, blocked_out_, packed_, flipped_;
+  std::vector<double> ones_;  // the kernels' per-channel weight scale (BatchNorm folding at inference)
   std::size_t scratch_floats_ = 0, chunk_floats_ = 0;
 };
 

@@ -1,0 +1,119 @@
+// The CPU backend's convolution training kernels one op at a time, against
+// the reference backend's loops (double accumulation): forward, input
+// gradient (plain or accumulated into an existing one) and weight/bias
+// gradients, over the geometries that select each path: the direct
+// blocked-layout kernels (channels that fill vector blocks; "same" stride-1
+// convs also for the input gradient), the channels-last weight-gradient
+// packing, and the im2col/col2im GEMM path. Unlike whole-network tests, a
+// single op has no trajectory to amplify float rounding, so the bounds are
+// tight. Built for every vector width (tests/cpu/CMakeLists.txt).
+#include <doctest/doctest.h>
+
+#include <ctnn/backend/reference/ops.hpp>
+#include <ctnn/ctnn.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <vector>
+
+using namespace ctnn;
+
+namespace {
+
+struct Case {
+  int cin, cout, kernel, stride, padding;
+  std::size_t n, h, w;
+  bool bias;
+};
+
+std::vector<float> random(std::size_t count, std::uint64_t seed) {
+  SplitMix64 rng(seed);
+  std::vector<float> v(count);
+  for (float& x : v) x = static_cast<float>(2 * rng.uniform() - 1);
+  return v;
+}
+
+// max |a - b| over max |b|: rounding of float sums of up to a few thousand terms.
+double relative_error(const std::vector<float>& a, const std::vector<float>& b) {
+  double diff = 0, scale = 1e-30;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    diff = std::max(diff, std::abs(double(a[i]) - b[i]));
+    scale = std::max(scale, std::abs(double(b[i])));
+  }
+  return diff / scale;
+}
+
+void check_conv(const Case& c) {
+  INFO("conv " << c.cin << "->" << c.cout << " k" << c.kernel << " s" << c.stride << " p" << c.padding << " on "
+               << c.n << "x" << c.h << "x" << c.w << std::string(c.bias ? " with bias" : ""));
+  Op op;
+  op.kind = OpKind::conv;
+  op.input = 0;
+  op.output = 1;
+  op.in_channels = c.cin;
+  op.out_channels = c.cout;
+  op.kernel = c.kernel;
+  op.stride = c.stride;
+  op.padding = c.padding;
+  op.name = "conv";
+  const std::size_t weights = static_cast<std::size_t>(c.cout * c.cin * c.kernel * c.kernel);
+  op.weight = 0;
+  if (c.bias) op.bias = weights;
+  Program p;
+  p.ops = {op};
+  p.values = 2;
+  p.features = p.output = 1;
+  p.features_end = 1;
+  p.input_channels = c.cin;
+
+  const std::size_t oh = (c.h + 2 * c.padding - c.kernel) / c.stride + 1;
+  const std::size_t ow = (c.w + 2 * c.padding - c.kernel) / c.stride + 1;
+  const Extents xe{c.n, static_cast<std::size_t>(c.cin), c.h, c.w};
+  const Extents ye{c.n, static_cast<std::size_t>(c.cout), oh, ow};
+  const std::vector<float> params = random(weights + (c.bias ? c.cout : 0), 1);
+  const std::vector<float> x = random(xe.count(), 2), dy = random(ye.count(), 3), dx0 = random(xe.count(), 4);
+
+  backend::cpu::TrainingKernels<backend::cpu::default_arch> kernels;
+  const train::Tape tape = train::make_tape(p, 0, 1);
+  const std::vector<Extents> extents{xe, ye};
+  kernels.reserve(p, tape, extents);
+
+  std::vector<double> plane(std::max(c.h * c.w, oh * ow));
+  // Forward.
+  std::vector<float> y(ye.count()), y_ref(ye.count());
+  kernels.conv_forward(op, {x.data(), xe}, {y.data(), ye}, params.data());
+  backend::reference_ops::conv_forward(op, {x.data(), xe}, {y_ref.data(), ye}, params.data(), plane);
+  CHECK(relative_error(y, y_ref) < 2e-6);
+
+  // Input gradient, assigned and accumulated; weight and bias gradients.
+  for (const bool accumulate : {false, true}) {
+    INFO("input gradient " << (accumulate ? "accumulated" : "assigned"));
+    std::vector<float> dx = dx0, dx_ref = dx0;
+    std::vector<float> grads(params.size(), 0.25f), grads_ref(params.size(), 0.25f);
+    kernels.conv_backward(op, {x.data(), xe}, {dy.data(), ye}, {dx.data(), xe}, accumulate, params.data(),
+                          grads.data());
+    backend::reference_ops::conv_backward_data(op, {dy.data(), ye}, {dx_ref.data(), xe}, accumulate, params.data(),
+                                               plane);
+    backend::reference_ops::conv_backward_weights(op, {x.data(), xe}, {dy.data(), ye}, grads_ref.data());
+    CHECK(relative_error(dx, dx_ref) < 2e-6);
+    CHECK(relative_error(grads, grads_ref) < 2e-6);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("cpu conv training kernels match the reference loops, op by op") {
+  const Case cases[] = {
+      {16, 16, 3, 1, 1, 3, 11, 9, false},   // "same" 3x3: direct forward and input gradient
+      {16, 32, 3, 2, 1, 2, 7, 5, false},    // strided, odd sizes: direct forward, col2im input gradient
+      {32, 32, 3, 1, 1, 2, 3, 3, true},     // a 3x3 image narrower than every register tile, with a bias
+      {16, 32, 1, 2, 0, 3, 9, 6, false},    // strided 1x1 (ResNet downsample)
+      {32, 16, 1, 1, 0, 2, 5, 7, false},    // pointwise: the activation is the column matrix
+      {16, 16, 5, 1, 2, 2, 9, 8, false},    // 5x5 "same"
+      {16, 16, 3, 1, 0, 2, 8, 7, false},    // unpadded 3x3: the im2col/col2im input gradient
+      {3, 16, 3, 1, 1, 2, 10, 9, false},    // an RGB stem: the GEMM path throughout
+      {6, 10, 3, 2, 1, 3, 9, 9, true},      // channels that fill no vector block
+  };
+  for (const Case& c : cases) check_conv(c);
+}
