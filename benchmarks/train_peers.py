@@ -3,7 +3,7 @@
 
     /usr/bin/python3 benchmarks/train_peers.py --bench build/benchmarks/ctnn-bench
         [--models resnet20,resnet18,resnet50] [--threads 2] [--rounds 5] [--runs 6]
-        [--warmup 2] [--compile] [--json FILE]
+        [--warmup 2] [--compile] [--settle 1] [--json FILE]
 
 Each round times, for every model, ctnn (`ctnn-bench --train --json`, a
 separate process) and then PyTorch in this process: eager NCHW, eager
@@ -102,6 +102,7 @@ def main():
     ap.add_argument("--runs", type=int, default=6)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--compile", action="store_true", help="also time torch.compile (slow to warm up)")
+    ap.add_argument("--settle", type=float, default=1.0, help="seconds of idle before each ctnn run")
     ap.add_argument("--json", help="write every measurement to this file")
     a = ap.parse_args()
     models = a.models.split(",")
@@ -114,6 +115,9 @@ def main():
     samples = {}  # (model, variant) -> [ms per round]
     for r in range(a.rounds):
         for m in models:
+            # PyTorch's OpenMP workers spin for a while after their last parallel region;
+            # let them go to sleep before ctnn runs on the same cores.
+            time.sleep(a.settle)
             samples.setdefault((m, "ctnn cpu"), []).append(ctnn_step_ms(a.bench, m, a.threads, a.runs, a.warmup))
             for variant, ms in torch_variants(m, a.threads, a.runs, a.warmup, a.compile).items():
                 samples.setdefault((m, variant), []).append(ms)

@@ -114,6 +114,8 @@ TEST_CASE("cpu conv training kernels match the reference loops, op by op") {
       {16, 16, 3, 1, 0, 2, 8, 7, false},    // unpadded 3x3: the im2col/col2im input gradient
       {3, 16, 3, 1, 1, 2, 10, 9, false},    // an RGB stem: the GEMM path throughout
       {6, 10, 3, 2, 1, 3, 9, 9, true},      // channels that fill no vector block
+      {16, 32, 3, 1, 1, 2, 28, 19, false},  // rows of whole vector tiles and a tail: the reorders' tiled path
+      {32, 16, 3, 2, 1, 2, 35, 33, false},  // the same, strided
   };
   for (const Case& c : cases) check_conv(c);
 }

@@ -104,6 +104,19 @@ struct simd {
   // A compare and blend: xsimd::max on AVX-512 trips g++ 12's
   // -Wmaybe-uninitialized inside the intrinsic header.
   static vec max(vec a, vec b) noexcept { return xsimd::select(a < b, b, a); }
+  // Transposes the width x width block held in rows[0 .. width), in place,
+  // through an L1-resident tile (xsimd's zip_lo/zip_hi interleave within
+  // 128-bit lanes on x86, so they do not compose into a transpose there).
+  // Reorders between NCHW and the blocked layout use it.
+  static void transpose(vec* rows) noexcept {
+    alignas(64) float tile[width * width];
+    for (int r = 0; r < width; ++r) rows[r].store_aligned(tile + r * width);
+    for (int r = 0; r < width; ++r) {
+      alignas(64) float column[width];
+      for (int c = 0; c < width; ++c) column[c] = tile[c * width + r];
+      rows[r] = vec::load_aligned(column);
+    }
+  }
 };
 #endif
 
@@ -123,6 +136,7 @@ struct simd<scalar_arch> {
   static vec fma(vec a, vec b, vec c) noexcept { return a * b + c; }
   static float reduce_add(vec v) noexcept { return v; }
   static vec where_positive(vec select_by, vec v) noexcept { return select_by > 0.0f ? v : 0.0f; }
+  static void transpose(vec*) noexcept {}
   static vec max(vec a, vec b) noexcept { return std::max(a, b); }
 };
 

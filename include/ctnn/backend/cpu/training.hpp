@@ -14,6 +14,7 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -60,11 +61,10 @@ class TrainingKernels {
                          G::scratch_floats(g.cout, g.k, g.pixels)});
         weights = std::max(weights, weight_floats(op) + static_cast<std::size_t>(op.out_channels));
         if (direct(g)) {  // forward, and the input gradient of a "same" stride-1 conv
-          const std::size_t slack = conv_read_slack<Arch>(op.stride, B, op.kernel);
-          blocked_in = std::max({blocked_in, blocked(g.in_channels, in, g.padding).floats() + slack,
-                                 blocked(g.out_channels, out, g.padding).floats() + slack});
-          blocked_out = std::max({blocked_out, blocked(g.out_channels, out, 0).floats(),
-                                  blocked(g.in_channels, in, 0).floats()});
+          blocked_in = std::max({blocked_in, item_floats(g.in_channels, in, g.padding, op.stride, op.kernel),
+                                 item_floats(g.out_channels, out, g.padding, 1, op.kernel)});
+          blocked_out = std::max({blocked_out, item_floats(g.out_channels, out, 0, 1, 0),
+                                  item_floats(g.in_channels, in, 0, 1, 0)});
           packed = std::max(packed, packed_floats(g.in_channels, g.out_channels, g.kernel) +
                                         packed_floats(g.out_channels, g.in_channels, g.kernel));
           weights = std::max(weights, 2 * weight_floats(op));
@@ -79,8 +79,9 @@ class TrainingKernels {
       scratch_.resize(static_cast<std::size_t>(threads_) * scratch_floats_);
     chunk_floats_ = aligned_floats(weights);
     if (partials_.size() < weight_chunks * chunk_floats_) partials_.resize(weight_chunks * chunk_floats_);
-    blocked_in_.reserve(blocked_in);
-    blocked_out_.reserve(blocked_out);
+    blocked_item_floats_ = {blocked_in, blocked_out};
+    blocked_in_.reserve(static_cast<std::size_t>(threads_) * blocked_in);
+    blocked_out_.reserve(static_cast<std::size_t>(threads_) * blocked_out);
     packed_.reserve(packed);
     flipped_.reserve(weights);
     ones_.resize(std::max(ones_.size(), weights), 1.0);
@@ -530,8 +531,16 @@ class TrainingKernels {
   static bool direct(const Geometry& g) {
     return g.groups == 1 && g.in_channels % B == 0 && g.out_channels % B == 0 && g.stride <= 2 && !g.pointwise;
   }
+  // One item of a value in the blocked layout.
   static Layout blocked(std::size_t channels, const Extents& e, std::size_t border, float* data = nullptr) {
-    return {data, e.n, channels, e.h, e.w, static_cast<int>(B), static_cast<int>(border)};
+    return {data, 1, channels, e.h, e.w, static_cast<int>(B), static_cast<int>(border)};
+  }
+  // Floats of one thread's buffer for such an item, with the slack a conv
+  // kernel may read past its end; whole alignment units, so that every
+  // thread's buffer starts aligned.
+  static std::size_t item_floats(std::size_t channels, const Extents& e, std::size_t border, int stride, int kernel) {
+    return aligned_floats(blocked(channels, e, border).floats() +
+                          (kernel ? conv_read_slack<Arch>(stride, static_cast<int>(B), kernel) : 0));
   }
   static std::size_t packed_floats(std::size_t in, std::size_t out, std::size_t kernel) {
     const std::size_t pairs = (out / B + 1) / 2;
@@ -544,14 +553,6 @@ class TrainingKernels {
   // kernel, stride and padding; `in` has `cin` channels, `out` has `cout`.
   void direct_conv(ConstTensorView in, const float* weights, const float* bias, std::size_t cin, std::size_t cout,
                    const Geometry& g, TensorView out, bool accumulate) {
-    const Layout src = blocked(cin, in.shape, g.padding, blocked_in_.data());
-    const Layout dst = blocked(cout, out.shape, 0, blocked_out_.data());
-    const long items = static_cast<long>(in.shape.n);
-    parallel()(items, [&](long n, int) {
-      const auto i = static_cast<std::size_t>(n);
-      for (std::size_t cb = 0; cb < src.blocks(); ++cb) clear_border<Arch>(src, i, cb);
-      for (std::size_t y = 0; y < src.h; ++y) nchw_row_to_layout<Arch>(in, i, y, src);
-    });
     ConvSpec spec;
     spec.in_channels = static_cast<int>(cin);
     spec.out_channels = static_cast<int>(cout);
@@ -568,22 +569,51 @@ class TrainingKernels {
                             spec.in_lanes, packed);
     std::fill_n(packed + spec.bias, 2 * B * static_cast<std::size_t>(spec.groups), 0.f);
     if (bias) std::copy_n(bias, cout, packed + spec.bias);
-    run_conv<Arch>(spec, packed, src, dst, nullptr, parallel());
-    parallel()(items, [&](long n, int) {
-      const auto i = static_cast<std::size_t>(n);
-      const std::size_t area = dst.h * dst.w;
-      for (std::size_t ch = 0; ch < cout; ++ch) {
-        float* d = out.data + (i * cout + ch) * area;
-        for (std::size_t y = 0; y < dst.h; ++y) {
-          const float* s = dst.at(i, ch / B, static_cast<std::ptrdiff_t>(y), 0) + ch % B;
-          float* row = d + y * dst.w;
-          if (accumulate)
-            for (std::size_t x = 0; x < dst.w; ++x) row[x] += s[x * B];
-          else
-            for (std::size_t x = 0; x < dst.w; ++x) row[x] = s[x * B];
-        }
-      }
+    // One image at a time per thread, through that thread's blocked buffers:
+    // an image's worth stays in cache from the reorder in to the reorder out.
+    parallel()(static_cast<long>(in.shape.n), [&](long n, int thread) {
+      const auto i = static_cast<std::size_t>(n), t = static_cast<std::size_t>(thread);
+      const Layout src = blocked(cin, in.shape, g.padding, blocked_in_.data() + t * blocked_item_floats_[0]);
+      const Layout dst = blocked(cout, out.shape, 0, blocked_out_.data() + t * blocked_item_floats_[1]);
+      for (std::size_t cb = 0; cb < src.blocks(); ++cb) clear_border<Arch>(src, 0, cb);
+      reorder(const_cast<float*>(in.data) + i * cin * src.h * src.w, src, 0, true);  // only read
+      run_conv<Arch>(spec, packed, src, dst, nullptr, Parallel{});
+      reorder(out.data + i * cout * dst.h * dst.w, dst, 0, false, accumulate);
     });
+  }
+
+  // Between item i of a blocked value `b` (lanes = B, whole blocks) and its
+  // NCHW image `nchw`: into the blocked layout's interior, or out of it
+  // (assigned or accumulated). B x B tiles of channels x pixels are
+  // transposed in registers; the row's last pixels one at a time.
+  static void reorder(float* nchw, const Layout& b, std::size_t i, bool into_blocked, bool accumulate = false) {
+    const std::size_t area = b.h * b.w;
+    for (std::size_t cb = 0; cb < b.blocks(); ++cb)
+      for (std::size_t y = 0; y < b.h; ++y) {
+        float* row = nchw + cb * B * area + y * b.w;  // channel cb * B, row y
+        float* blk = b.at(i, cb, static_cast<std::ptrdiff_t>(y), 0);
+        std::size_t x = 0;
+        if constexpr (B > 1)
+          for (; x + B <= b.w; x += B) {
+            vec t[B];
+            for (std::size_t r = 0; r < B; ++r)
+              t[r] = S::load_unaligned(into_blocked ? row + r * area + x : blk + (x + r) * B);
+            S::transpose(t);
+            for (std::size_t r = 0; r < B; ++r) {
+              float* dst = into_blocked ? blk + (x + r) * B : row + r * area + x;
+              S::store_unaligned(dst, accumulate ? S::load_unaligned(dst) + t[r] : t[r]);
+            }
+          }
+        for (; x < b.w; ++x)
+          for (std::size_t c = 0; c < B; ++c) {
+            float& plain = row[c * area + x];
+            float& blocked_value = blk[x * B + c];
+            if (into_blocked)
+              blocked_value = plain;
+            else
+              plain = accumulate ? plain + blocked_value : blocked_value;
+          }
+      }
   }
 
   // The column matrix (k x pixels) of image n, group grp: the input itself
@@ -716,6 +746,7 @@ class TrainingKernels {
   int threads_ = 1;
   std::unique_ptr<ThreadPool> pool_;
   AlignedBuffer scratch_, partials_, blocked_in_, blocked_out_, packed_, flipped_;
+  std::array<std::size_t, 2> blocked_item_floats_{};  // per thread: input, output
   std::vector<double> ones_;  // the kernels' per-channel weight scale (BatchNorm folding at inference)
   std::size_t scratch_floats_ = 0, chunk_floats_ = 0;
 };
