@@ -1,8 +1,10 @@
 // The CPU backend's training kernels and executor (Backend<Arch>::TrainingExecutor).
 //
-// Values stay NCHW through forward and backward (the tape and the skeleton
-// are train/tape_executor.hpp's). Convolutions and Linear layers are matrix
-// products (gemm.hpp) on im2col columns:
+// Values stay NCHW between ops (the tape and the skeleton are
+// train/tape_executor.hpp's). A dense convolution whose channels fill vector
+// blocks runs forward, and a "same" stride-1 one also backward-data, on the
+// inference backend's direct kernels in the blocked layout (direct_conv).
+// Everything else, and every weight gradient, is a matrix product (gemm.hpp):
 //   forward          Y_g  = W_g   x col(X_g)              per image and group
 //   backward-data    dX_g = col2im(W_g^T x dY_g)          per image and group
 //   backward-weights dW_g += dY_g x col(X_g)^T            per chunk of images
@@ -522,11 +524,11 @@ class TrainingKernels {
   // ---- direct convolution in the blocked layout (the inference kernels) -------
   // A dense convolution whose channel counts fill whole vector blocks runs
   // its forward product (and a "same" stride-1 conv its input gradient) on
-  // the inference backend's register-tiled kernels (conv.hpp): the NCHW value
-  // is reordered into the blocked layout with a zero border, the weights are
-  // packed for the kernels (they change every step), and the result is
-  // reordered back. Two passes over the activations instead of im2col's
-  // kernel^2-fold copy and the GEMM's packing.
+  // the inference backend's register-tiled kernels (conv.hpp): each image is
+  // reordered into the blocked layout with a zero border, convolved with the
+  // weights packed for the kernels (once per call: they change every step)
+  // and reordered back, instead of im2col's kernel^2-fold copy and the
+  // GEMM's packing.
   static constexpr std::size_t B = static_cast<std::size_t>(block_width<Arch>);
   static bool direct(const Geometry& g) {
     return g.groups == 1 && g.in_channels % B == 0 && g.out_channels % B == 0 && g.stride <= 2 && !g.pointwise;
