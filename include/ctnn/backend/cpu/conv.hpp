@@ -41,7 +41,8 @@ constexpr std::size_t packed_conv_floats(int in_channels, int out_channels, int 
 }
 
 // Packs PyTorch weights [out][in][k][k], each output row multiplied by
-// scale[o] (the folded BatchNorm; computed in double and rounded once), into
+// scale[o] (the folded BatchNorm; computed in double and rounded once; an
+// empty `scale` packs the weights as they are, as training does), into
 // [pair][in block][kh][kw][lane][2][B]. Padding channels get zero weights.
 template <class Arch>
 void pack_conv_weights(const float* w, std::span<const double> scale, int in_channels, int out_channels, int kernel,
@@ -63,7 +64,8 @@ void pack_conv_weights(const float* w, std::span<const double> scale, int in_cha
                 if (o < out_channels && i < in_channels) {
                   const std::size_t src =
                       ((static_cast<std::size_t>(o) * in_channels + i) * kernel + kh) * kernel + kw;
-                  v = static_cast<float>(static_cast<double>(w[src]) * scale[static_cast<std::size_t>(o)]);
+                  v = scale.empty() ? w[src]
+                                    : static_cast<float>(static_cast<double>(w[src]) * scale[static_cast<std::size_t>(o)]);
                 }
                 dst[at] = v;
               }

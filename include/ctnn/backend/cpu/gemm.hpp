@@ -83,8 +83,9 @@ struct Gemm {
 
   // The same product with B given by its packer rather than a matrix:
   // pack(k0, kc, n, dst) writes rows [k0, k0 + kc) of B as NR-column panels
-  // (each kc x NR, K-major, zero past column n). A convolution passes one that
-  // reads its input directly (implicit im2col), so B is never materialised.
+  // (each kc x NR, K-major, zero past column n). The training weight gradient
+  // passes one that fills the panels from a channels-last copy of its input
+  // (TapMajorColumns in training.hpp), so the column matrix is never formed.
   template <class PackB>
   static void run(std::size_t m, std::size_t n, std::size_t k, MatrixView a, const PackB& pack, float* c,
                   std::size_t ldc, bool accumulate, float* scratch) {

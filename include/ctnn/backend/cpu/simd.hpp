@@ -99,8 +99,10 @@ struct simd {
     return xsimd::hadd(v);  // xsimd 8 (Debian 12); renamed reduce_add in 9
 #endif
   }
-  // v where select_by > 0, else 0 (ReLU and its gradient, without branches).
+  // v where select_by > 0, else 0 (ReLU and its gradient, without branches);
+  // the float form serves loops' tails.
   static vec where_positive(vec select_by, vec v) noexcept { return xsimd::select(select_by > zero(), v, zero()); }
+  static float where_positive(float select_by, float v) noexcept { return select_by > 0.0f ? v : 0.0f; }
   // A compare and blend: xsimd::max on AVX-512 trips g++ 12's
   // -Wmaybe-uninitialized inside the intrinsic header.
   static vec max(vec a, vec b) noexcept { return xsimd::select(a < b, b, a); }

@@ -23,7 +23,6 @@
 #include <limits>
 #include <memory>
 #include <span>
-#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -51,7 +50,7 @@ class TrainingKernels {
   TrainingKernels() : threads_(thread_count()), pool_(std::make_unique<ThreadPool>(threads_)) {}
 
   void reserve(const Program& p, const train::Tape& t, std::span<const Extents> e) {
-    std::size_t col = 0, gemm = 0, weights = 0, blocked_in = 0, blocked_out = 0, packed = 0;
+    std::size_t col = 0, gemm = 0, weights = 0, blocked_in = 0, blocked_out = 0, packed = 0, flipped = 0;
     for (const train::TapeOp& to : t.ops) {
       const Op& op = p.ops[to.op];
       const Extents& in = e[static_cast<std::size_t>(to.in)];
@@ -67,9 +66,9 @@ class TrainingKernels {
                                  item_floats(g.out_channels, out, g.padding, 1, op.kernel)});
           blocked_out = std::max({blocked_out, item_floats(g.out_channels, out, 0, 1, 0),
                                   item_floats(g.in_channels, in, 0, 1, 0)});
-          packed = std::max(packed, packed_floats(g.in_channels, g.out_channels, g.kernel) +
-                                        packed_floats(g.out_channels, g.in_channels, g.kernel));
-          weights = std::max(weights, 2 * weight_floats(op));
+          packed = std::max({packed, packed_floats(g.in_channels, g.out_channels, g.kernel),
+                             packed_floats(g.out_channels, g.in_channels, g.kernel)});
+          flipped = std::max(flipped, weight_floats(op));
         }
       } else if (op.kind == OpKind::linear) {
         const std::size_t n = in.n, f = in.per_item(), o = static_cast<std::size_t>(op.out_channels);
@@ -85,8 +84,7 @@ class TrainingKernels {
     blocked_in_.reserve(static_cast<std::size_t>(threads_) * blocked_in);
     blocked_out_.reserve(static_cast<std::size_t>(threads_) * blocked_out);
     packed_.reserve(packed);
-    flipped_.reserve(weights);
-    ones_.resize(std::max(ones_.size(), weights), 1.0);
+    flipped_.reserve(flipped);
   }
 
   // ---- conv and grouped_conv ----------------------------------------------------
@@ -111,7 +109,6 @@ class TrainingKernels {
           for (std::size_t j = 0; j < g.pixels; ++j) out[j] += b;
         }
     });
-
   }
 
   void conv_backward(const Op& op, ConstTensorView x, ConstTensorView dy, TensorView dx, bool accumulate,
@@ -168,7 +165,6 @@ class TrainingKernels {
       // A "same" stride-1 convolution's input gradient is the forward
       // convolution of dY with the weights flipped in space and transposed in
       // channels: the direct kernels again, with no column matrix or col2im.
-      const std::size_t taps = g.kernel * g.kernel;
       float* flipped = flipped_.data();
       for (std::size_t o = 0; o < g.out_channels; ++o)
         for (std::size_t i = 0; i < g.in_channels; ++i)
@@ -193,7 +189,6 @@ class TrainingKernels {
         }
       }
     });
-
   }
 
   // ---- linear (W is [out, in]) --------------------------------------------------
@@ -310,12 +305,13 @@ class TrainingKernels {
 
   void relu_forward(ConstTensorView x, TensorView y) {
     per_image(x.shape, [&](std::size_t b, std::size_t e) {
-      map(y.data + b, e - b, false, [](auto v) { return positive_part(v, v); }, x.data + b);
+      map(y.data + b, e - b, false, [](auto v) { return S::where_positive(v, v); }, x.data + b);
     });
   }
   void relu_backward(ConstTensorView y, ConstTensorView dy, TensorView dx, bool acc) {
     per_image(y.shape, [&](std::size_t b, std::size_t e) {
-      map(dx.data + b, e - b, acc, [](auto out, auto g) { return positive_part(out, g); }, y.data + b, dy.data + b);
+      map(dx.data + b, e - b, acc, [](auto out, auto g) { return S::where_positive(out, g); }, y.data + b,
+          dy.data + b);
     });
   }
   void add_forward(ConstTensorView x, ConstTensorView r, TensorView y) {
@@ -567,8 +563,7 @@ class TrainingKernels {
     spec.weights = 0;
     spec.bias = static_cast<std::size_t>(spec.groups) * spec.group_floats;
     float* packed = packed_.data();
-    pack_conv_weights<Arch>(weights, {ones_.data(), cout}, spec.in_channels, spec.out_channels, spec.kernel,
-                            spec.in_lanes, packed);
+    pack_conv_weights<Arch>(weights, {}, spec.in_channels, spec.out_channels, spec.kernel, spec.in_lanes, packed);
     std::fill_n(packed + spec.bias, 2 * B * static_cast<std::size_t>(spec.groups), 0.f);
     if (bias) std::copy_n(bias, cout, packed + spec.bias);
     // One image at a time per thread, through that thread's blocked buffers:
@@ -724,14 +719,6 @@ class TrainingKernels {
     for (; j < n; ++j) total += f(src[j]...);
     return total;
   }
-  // v where select_by > 0, else 0: ReLU forward (v = x) and backward (v = dy, select_by = y).
-  template <class T>
-  static T positive_part(T select_by, T v) {
-    if constexpr (std::is_same_v<T, vec>)
-      return S::where_positive(select_by, v);
-    else
-      return select_by > 0.f ? v : 0.f;
-  }
   static void store(float* dst, std::size_t j, float v, bool accumulate) { dst[j] = accumulate ? dst[j] + v : v; }
   // Element-wise work in one task per image.
   template <class F>
@@ -749,7 +736,6 @@ class TrainingKernels {
   std::unique_ptr<ThreadPool> pool_;
   AlignedBuffer scratch_, partials_, blocked_in_, blocked_out_, packed_, flipped_;
   std::array<std::size_t, 2> blocked_item_floats_{};  // per thread: input, output
-  std::vector<double> ones_;  // the kernels' per-channel weight scale (BatchNorm folding at inference)
   std::size_t scratch_floats_ = 0, chunk_floats_ = 0;
 };
 
