@@ -64,13 +64,14 @@ target_compile_options(ctnn_cuda_project_flags INTERFACE
 
 if(CTNN_BUILD_TESTS)
   find_package(doctest REQUIRED)  # imported targets are directory-scoped: tests/ found its own
-  # Two nvcc translation units (parity, run time) and a g++ main: CI on two
-  # cores compiles them in parallel.
+  # Three nvcc translation units (parity, run time, training) and a g++ main:
+  # CI on two cores compiles them in parallel.
   add_executable(ctnn-cuda-tests
     ${PROJECT_SOURCE_DIR}/tests/cuda/main.cpp
     ${PROJECT_SOURCE_DIR}/tests/cuda/alloc_count.cpp
     ${PROJECT_SOURCE_DIR}/tests/cuda/parity.cu
-    ${PROJECT_SOURCE_DIR}/tests/cuda/runtime.cu)
+    ${PROJECT_SOURCE_DIR}/tests/cuda/runtime.cu
+    ${PROJECT_SOURCE_DIR}/tests/cuda/training.cu)
   target_link_libraries(ctnn-cuda-tests PRIVATE ctnn::cuda doctest::doctest ctnn_cuda_project_flags)
   target_include_directories(ctnn-cuda-tests PRIVATE
     ${PROJECT_SOURCE_DIR}/tests/support ${PROJECT_SOURCE_DIR}/tests/parity)

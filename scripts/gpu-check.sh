@@ -11,6 +11,8 @@
 #   4. benchmarks ResNet-18 and ResNet-50 at batch 1 and 64: ctnn (FP32,
 #      TF32) against PyTorch on the same GPU (eager FP32, eager TF32 +
 #      channels_last + cuDNN, CUDA graphs, and torch.compile where it works);
+#      and a ResNet-50 training step at batch 64 (ctnn FP32; PyTorch eager
+#      FP32, TF32 channels_last and AMP BF16);
 #   5. writes one table, results.md, to $OUT (or build-gpu/out).
 #
 #   (3b. runs ctnn-infer --backend cuda, the command-line tool's nvcc-compiled
@@ -204,6 +206,31 @@ def graphed(model, x):
         y = model(x)
     return g, y
 
+if part == "train":  # one SGD step of the whole network, 224x224, batch 64
+    import torch.nn.functional as F
+    for name in models:
+        m = getattr(torchvision.models, name)(weights=None).train().to(dev)
+        opt = torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9)
+        batch = 64
+        x = torch.randn(batch, 3, 224, 224, device=dev)
+        y = torch.randint(0, 1000, (batch,), device=dev)
+        def step(inp, amp):
+            opt.zero_grad(set_to_none=True)
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
+                loss = F.cross_entropy(m(inp), y)
+            loss.backward()
+            opt.step()
+        set_tf32(False)
+        record(name, batch, "train eager fp32", "device", *timeit(lambda: step(x, False), batch))
+        set_tf32(True)
+        m = m.to(memory_format=torch.channels_last)
+        xc = x.to(memory_format=torch.channels_last)
+        record(name, batch, "train eager tf32 channels_last", "device", *timeit(lambda: step(xc, False), batch))
+        record(name, batch, "train amp bf16 channels_last", "device", *timeit(lambda: step(xc, True), batch))
+        del m, opt
+        torch.cuda.empty_cache()
+    sys.exit(0)
+
 with torch.inference_mode():
     for name in models:
         base = getattr(torchvision.models, name)(weights=None).eval().to(dev)
@@ -255,6 +282,7 @@ run_torch_bench() {
   local csvf=$out/bench-torch.csv
   echo "impl,model,batch,mode,input,median_ms,min_ms,images_per_s" >"$csvf"
   python3 "$build/torch_bench.py" eager "$csvf" || return 1
+  python3 "$build/torch_bench.py" train "$csvf" resnet50 || echo "torch training baseline failed; its rows are left out"
   local which=${CTNN_TORCH_COMPILE:-1}
   if [[ $which != 0 ]]; then
     local models=resnet18

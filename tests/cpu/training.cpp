@@ -7,6 +7,8 @@
 
 #include <ctnn/ctnn.hpp>
 
+#include "training_agreement.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <vector>
@@ -19,59 +21,12 @@ using namespace ctnn;
 using namespace ctnn::train;
 
 namespace {
-Tensor input(Extents e, std::uint64_t seed) {
-  Tensor t(e);
-  SplitMix64 rng(seed);
-  for (std::size_t i = 0; i < t.size(); ++i) t.data()[i] = static_cast<float>(2 * rng.uniform() - 1);
-  return t;
-}
+using test::tensor_error;
+Tensor input(Extents e, std::uint64_t seed) { return test::random_input(e, seed); }
 
-// max |a - b| / max |b| over one tensor of the arena (a conv bias before a
-// BatchNorm has a gradient of almost 0: below 1e-4 the error is absolute).
-double tensor_error(std::span<const float> a, std::span<const float> b, const TensorInfo& t) {
-  double diff = 0, scale = 1e-4;
-  for (std::size_t i = t.offset; i < t.offset + t.size; ++i) {
-    diff = std::max(diff, std::abs(double(a[i]) - b[i]));
-    scale = std::max(scale, std::abs(double(b[i])));
-  }
-  return diff / scale;
-}
-
-// Past the first step this compares trajectories, and a trajectory can turn
-// on a ReLU whose input lies within float rounding of zero: the two backends
-// round differently (the CPU one in other summation orders), and one flipped
-// mask on a 3x3 map of 5 images moves the gradients of every layer before it
-// by about 1/45. Any float32 backend meets such inputs for some seeds (the
-// GEMM-only CPU path failed 4 of 12 input seeds on ResNet-20 at 15x13): the
-// first step's gradients are the strict check, the op-by-op kernel tests
-// (training_kernels.cpp) the seed-free one.
 template <class Loss, class Net, class Opt>
 void agree(Extents in, const Targets& targets, Opt opt, int steps = 3, std::uint64_t seed = 7) {
-  Model<Net, backend::Reference> ref_model(Init::torchvision, 5);
-  Model<Net, backend::Cpu> cpu_model(Init::torchvision, 5);
-  const Tensor x = input(in, seed);
-  auto ref = make_trainer<Loss>(ref_model, opt, Scope::whole_network, 3);
-  auto cpu = make_trainer<Loss>(cpu_model, opt, Scope::whole_network, 3);
-  const std::vector<float> start(ref_model.parameters().begin(), ref_model.parameters().end());
-  for (int s = 0; s < steps; ++s) {
-    const double lr = ref.step(x, targets), lc = cpu.step(x, targets);
-    CHECK(lc == doctest::Approx(lr).epsilon(1e-4));
-    if (s == 0)  // the first step's gradients, tensor by tensor
-      for (const TensorInfo& t : ref_model.tensors())
-        if (t.trainable()) {
-          INFO(t.name);
-          CHECK(tensor_error(cpu.gradients(), ref.gradients(), t) < 1e-4);
-        }
-  }
-  for (const TensorInfo& t : ref_model.tensors()) {  // parameters and running statistics after the steps
-    INFO(t.name);
-    double diff = 0, scale = 1e-12;  // relative to how far the reference moved them
-    for (std::size_t i = t.offset; i < t.offset + t.size; ++i) {
-      diff = std::max(diff, std::abs(double(cpu_model.parameters()[i]) - ref_model.parameters()[i]));
-      scale = std::max(scale, std::abs(double(ref_model.parameters()[i]) - start[i]));
-    }
-    CHECK(diff <= 1e-3 * scale + 1e-6);
-  }
+  test::agree_with_reference<Loss, Net, backend::Cpu>(in, targets, opt, steps, seed);
 }
 }  // namespace
 

@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <atomic>
+#include <map>
+#include <memory>
+#include <mutex>
 
 namespace ctnn::cuda::sim {
 
@@ -18,16 +21,48 @@ void block_sync() {
   current_barrier->arrive_and_wait();
 }
 
+namespace {
+// Host threads kept across blocks of the same size: starting 256 threads per
+// simulated block dominated the simulator's run time.
+class BlockThreads {
+ public:
+  explicit BlockThreads(int threads) : block_(threads), start_(threads + 1), done_(threads + 1) {
+    for (int t = 0; t < threads; ++t)
+      workers_.emplace_back([this, t] {
+        current_barrier = &block_;
+        for (;;) {
+          start_.arrive_and_wait();
+          if (stop_) return;
+          (*job_)(t);
+          done_.arrive_and_wait();
+        }
+      });
+  }
+  ~BlockThreads() {
+    stop_ = true;
+    start_.arrive_and_wait();
+  }
+  void run(const std::function<void(int)>& fn) {
+    job_ = &fn;
+    start_.arrive_and_wait();
+    done_.arrive_and_wait();
+  }
+
+ private:
+  std::barrier<> block_, start_, done_;
+  const std::function<void(int)>* job_ = nullptr;
+  bool stop_ = false;
+  std::vector<std::jthread> workers_;  // last: joined before the barriers go
+};
+}  // namespace
+
 void run_block(int threads, const std::function<void(int)>& fn) {
-  std::barrier<> bar(threads);
-  std::vector<std::jthread> pool;
-  pool.reserve(static_cast<std::size_t>(threads));
-  for (int t = 0; t < threads; ++t)
-    pool.emplace_back([&, t] {
-      current_barrier = &bar;
-      fn(t);
-      current_barrier = nullptr;
-    });
+  static std::mutex guard;
+  static std::map<int, std::unique_ptr<BlockThreads>> pools;
+  std::lock_guard lock(guard);
+  auto& pool = pools[threads];
+  if (!pool) pool = std::make_unique<BlockThreads>(threads);
+  pool->run(fn);
 }
 
 SimResult run_plan(const Plan& plan, const Program& program, std::span<const float> input, Extents shape,

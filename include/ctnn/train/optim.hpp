@@ -15,6 +15,14 @@
 #include <concepts>
 #include <cstddef>
 
+// The rules also run on the GPU (backend/cuda/training_kernels.cuh), one
+// thread per parameter: they are the single definition of each update.
+#if defined(__CUDACC__)
+#define CTNN_OPTIMIZER_RULE __host__ __device__
+#else
+#define CTNN_OPTIMIZER_RULE
+#endif
+
 namespace ctnn::train {
 
 struct SGD {
@@ -26,7 +34,7 @@ struct SGD {
   int state_size() const { return momentum != 0 ? 1 : 0; }
   void begin_step() { ++steps; }
   // PyTorch: the first step initialises the momentum buffer with the gradient.
-  void update(float& p, float grad, float* state, double lr, double weight_decay) const {
+  CTNN_OPTIMIZER_RULE void update(float& p, float grad, float* state, double lr, double weight_decay) const {
     double g = grad + weight_decay * p;
     if (momentum != 0) {
       state[0] = static_cast<float>(steps == 1 ? g : momentum * state[0] + g);
@@ -50,7 +58,7 @@ struct Adam {
     bias1 = 1 - std::pow(beta1, static_cast<double>(steps));
     bias2 = 1 - std::pow(beta2, static_cast<double>(steps));
   }
-  void update(float& p, float grad, float* state, double lr, double weight_decay) const {
+  CTNN_OPTIMIZER_RULE void update(float& p, float grad, float* state, double lr, double weight_decay) const {
     double w = p, g = grad;
     if (decoupled)
       w *= 1 - lr * weight_decay;

@@ -14,9 +14,9 @@
 // is made. Head-only training computes the backbone's features with the
 // model's own inference backend (BatchNorm folded) in eval mode;
 // step_on_features() takes features cached across epochs instead. After each
-// step the model is refreshed for the trained ops only (sync_every_step,
-// the default), or when sync_model() is called: head-only training never
-// re-prepares the backbone.
+// step the model is refreshed for the trained ops only (sync_every_step, the
+// default on host backends), or when sync_model() is called: head-only
+// training never re-prepares the backbone.
 #pragma once
 
 #include <algorithm>
@@ -63,6 +63,15 @@ struct training_executor_of {
   using type = typename Backend::TrainingExecutor;
 };
 struct NoTrainingExecutor {};  // stands in after a refused backend, so the refusal is the only error
+
+// Executors whose buffers live on a device copy parameters to the host only when asked.
+template <class E>
+constexpr bool host_resident() {
+  if constexpr (requires { E::host_resident; })
+    return E::host_resident;
+  else
+    return true;
+}
 }  // namespace detail
 
 template <class Loss, class Net, class Backend, class Opt>
@@ -147,9 +156,12 @@ class Trainer {
   // Writes the trained tensors into the model and re-prepares its backend for
   // the trained ops only.
   void sync_model() { model_.assign(executor_.parameters(), executor_.first_op(), model_.program().ops.size()); }
-  // Whether each step ends with sync_model() (the default). Off, whole-network
-  // training skips re-preparing the inference backend until it is asked.
+  // Whether each step ends with sync_model(). Off, whole-network training
+  // skips re-preparing the inference backend until it is asked. The default
+  // is on, except for a backend that trains on a device (backend::Cuda):
+  // there the parameters would cross to the host every step.
   void sync_every_step(bool on) { sync_every_step_ = on; }
+  bool syncs_every_step() const { return sync_every_step_; }
 
   // Data-parallel training: `exchange` (e.g. distributed::DataParallel) makes
   // every process start from rank 0's parameters and averages the gradients
@@ -226,7 +238,7 @@ class Trainer {
   TrainOptions options_;
   double last_norm_ = 0;
   std::size_t last_correct_ = 0;
-  bool sync_every_step_ = true;
+  bool sync_every_step_ = detail::host_resident<Executor>();
   std::optional<typename Model<Net, Backend>::Context> ctx_;
   Capacity capacity_{};
 };

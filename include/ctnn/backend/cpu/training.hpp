@@ -47,6 +47,8 @@ class TrainingKernels {
   static constexpr std::size_t weight_chunks = 8;  // fixed: results must not depend on the thread count
 
  public:
+  using Memory = train::HostMemory;
+
   TrainingKernels() : threads_(thread_count()), pool_(std::make_unique<ThreadPool>(threads_)) {}
 
   void reserve(const Program& p, const train::Tape& t, std::span<const Extents> e) {
@@ -411,7 +413,7 @@ class TrainingKernels {
         }
     });
   }
-  void max_pool_backward(ConstTensorView dy, TensorView dx, bool acc, const std::uint32_t* argmax) {
+  void max_pool_backward(const Op&, ConstTensorView dy, TensorView dx, bool acc, const std::uint32_t* argmax) {
     const std::size_t in_area = dx.shape.h * dx.shape.w, out_area = dy.shape.h * dy.shape.w;
     parallel()(static_cast<long>(dy.shape.n * dy.shape.c), [&](long p, int) {
       float* plane = dx.data + static_cast<std::size_t>(p) * in_area;

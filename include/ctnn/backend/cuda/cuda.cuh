@@ -2,6 +2,9 @@
 // Model<Net, backend::CudaTF32> (TF32 tensor cores) run every inference layer
 // of the ResNet family and the article's heads on an NVIDIA GPU.
 //
+// Training: Trainer<…, Model<Net, backend::Cuda>> trains on the GPU through
+// TrainingExecutor (training.cuh); its buffers stay in device memory.
+//
 // Include this header only from translation units that nvcc compiles (.cu);
 // the rest of the library never needs nvcc. It pulls in core headers only (no
 // Eigen, xsimd or OpenMP).
@@ -75,6 +78,8 @@ inline int require_device() {
 
 }  // namespace ctnn::cuda
 
+#include "ctnn/backend/cuda/training.cuh"
+
 namespace ctnn::backend {
 
 using CudaError = cuda::Error;
@@ -89,10 +94,17 @@ struct CudaT {
   static constexpr Precision precision = P;
   static constexpr const char* name = P == Precision::fp32 ? "cuda" : "cuda-tf32";
   // The op kinds this backend runs (Model refuses others: CTNN_BACKEND_CANNOT_RUN).
-  // Grouped convolution and option-A shortcuts have no CUDA kernel yet: networks with them are refused.
+  // Grouped convolution and option-A shortcuts have no CUDA inference kernel yet: networks with them are refused.
   static constexpr std::uint32_t inference_ops =
       all_ops & ~op_bit(OpKind::grouped_conv) & ~op_bit(OpKind::pad_shortcut);
-  static constexpr std::uint32_t training_ops = 0;
+  // Training runs in FP32 for both precisions (training.cuh).
+  static constexpr std::uint32_t training_ops = inference_ops & cuda::trainable_ops;
+
+  class TrainingExecutor : public train::TapeExecutor<cuda::DeviceTrainingKernels> {
+   public:
+    TrainingExecutor(const Program& program, std::span<const float> params, std::size_t begin = 0)
+        : TapeExecutor(program, params, begin, "ctnn cuda backend") {}
+  };
 
   class Executor {
     static constexpr bool tf32 = P == Precision::tf32;

@@ -17,6 +17,7 @@
 #if defined(__CUDACC__)
 #include <mma.h>
 #define CTNN_DEVICE __device__ __forceinline__
+#define CTNN_HOST_DEVICE __host__ __device__ __forceinline__  // also for the launch code's arithmetic
 #define CTNN_UNROLL _Pragma("unroll")
 #define CTNN_UNROLL_4 _Pragma("unroll 4")
 #else
@@ -27,6 +28,7 @@
 
 #include "ctnn/backend/cuda/plan.hpp"  // round_to_tf32, the host model of cvt.rna.tf32.f32
 #define CTNN_DEVICE inline
+#define CTNN_HOST_DEVICE inline
 #define CTNN_UNROLL
 #define CTNN_UNROLL_4
 namespace ctnn::cuda::sim {

@@ -17,6 +17,8 @@
 namespace ctnn::backend {
 
 struct ReferenceTrainingKernels {
+  using Memory = train::HostMemory;
+
   std::vector<double> plane;  // conv accumulation scratch
 
   void reserve(const Program& p, const train::Tape& t, std::span<const Extents> e) {
@@ -71,7 +73,7 @@ struct ReferenceTrainingKernels {
   void max_pool_forward(const Op& op, ConstTensorView x, TensorView y, std::uint32_t* argmax) {
     reference_ops::max_pool_forward(op, x, y, argmax);
   }
-  void max_pool_backward(ConstTensorView dy, TensorView dx, bool acc, const std::uint32_t* argmax) {
+  void max_pool_backward(const Op&, ConstTensorView dy, TensorView dx, bool acc, const std::uint32_t* argmax) {
     reference_ops::max_pool_backward(dy, dx, acc, argmax);
   }
   void global_avg_pool_forward(ConstTensorView x, TensorView y) { reference_ops::global_avg_pool_forward(x, y); }
