@@ -56,3 +56,13 @@ TEST_CASE("cuda training (simulated): weight gradients reduced over several slic
   test::agree_with_reference<CrossEntropy, Net, Sim>({4, 7, 31, 29}, {.classes = labels},
                                                      SGD{.lr = 0.05, .momentum = 0.9});
 }
+
+TEST_CASE("cuda training (simulated) matches the reference: layers wider than one GEMM tile") {
+  // 80, 130 and 70 channels: several 64-row tiles in every GEMM (outputs,
+  // input gradients, weight gradients) and a Linear of 130 features.
+  using Net = Network<Image<3, 12, 10>, Conv<3, 80, 3, 1, 1>, ReLU, Conv<80, 130, 3, 2, 1>, ReLU, Conv<130, 70, 1>,
+                      ReLU, GlobalAvgPool, Linear<70, 130>, ReLU, Linear<130, 3>>;
+  const std::vector<int> labels{2, 0, 1};
+  test::agree_with_reference<CrossEntropy, Net, Sim>({3, 3, 12, 10}, {.classes = labels},
+                                                     SGD{.lr = 0.05, .momentum = 0.9});
+}
