@@ -12,7 +12,8 @@
 // resnet18/50 take three channels (default 64x64).
 //
 // --direct turns Winograd off (direct convolution everywhere), for comparison.
-// --profile also prints each plan step's median time.
+// --profile also prints each plan step's median time; with --train, each
+// op's median forward and backward time and their sums per op kind.
 // Prints median / min / max latency per forward pass, images per second, and
 // achieved GFLOP/s (conv + linear multiply-adds x 2) against a measured FMA
 // peak for the same thread count. --json prints one JSON object per line.
@@ -185,6 +186,48 @@ int run(const Options& o) {
   return 0;
 }
 
+double median_of(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+// Per op and per op kind: median forward and backward milliseconds over `runs` profiled steps.
+template <class Trainer>
+void print_training_profile(Trainer& trainer, const ctnn::Tensor& input, const std::vector<int>& labels, int runs) {
+  auto& ex = trainer.executor();
+  ex.set_profiling(true);
+  std::vector<double> steps;
+  for (int i = 0; i < runs; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    trainer.step(input, {.classes = labels});
+    steps.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+  }
+  const double step_ms = median_of(steps);
+  std::printf("  %-34s %-16s %10s %10s\n", "op", "kind", "fwd ms", "bwd ms");
+  std::vector<std::pair<double, double>> by_kind(ctnn::op_kind_count);
+  double total = 0;
+  for (const auto& p : ex.op_profile()) {
+    const double f = median_of(p.forward_ms), b = median_of(p.backward_ms);
+    std::printf("  %-34s %-16s %10.3f %10.3f\n", p.name.c_str(), std::string(ctnn::op_name(p.kind)).c_str(), f, b);
+    by_kind[static_cast<std::size_t>(p.kind)].first += f;
+    by_kind[static_cast<std::size_t>(p.kind)].second += b;
+    total += f + b;
+  }
+  const double opt = median_of(ex.optimizer_profile());
+  std::printf("  per op kind (sums of medians; share of the %.2f ms median profiled step):\n", step_ms);
+  for (std::size_t k = 0; k < by_kind.size(); ++k) {
+    const auto [f, b] = by_kind[k];
+    if (f + b == 0) continue;
+    std::printf("  %-16s fwd %9.3f ms  bwd %9.3f ms  %5.1f%%\n",
+                std::string(ctnn::op_name(static_cast<ctnn::OpKind>(k))).c_str(), f, b, 100 * (f + b) / step_ms);
+  }
+  std::printf("  %-16s     %9.3f ms                %5.1f%%\n", "optimizer", opt, 100 * opt / step_ms);
+  std::printf("  %-16s     %9.3f ms                %5.1f%%  (loss, copies, the rest)\n", "outside the ops",
+              step_ms - total - opt, 100 * (step_ms - total - opt) / step_ms);
+  ex.set_profiling(false);
+}
+
 template <class Net, class Backend>
 int train(const Options& o) {
   const std::size_t c = static_cast<std::size_t>(Net::input::shape.c);
@@ -208,6 +251,7 @@ int train(const Options& o) {
   }
   std::sort(ms.begin(), ms.end());
   const double median = ms.size() % 2 ? ms[ms.size() / 2] : 0.5 * (ms[ms.size() / 2 - 1] + ms[ms.size() / 2]);
+  if (o.profile) print_training_profile(trainer, input, labels, o.runs);
   const double flops = 3 * program_flops(model.program(), shape);
   const double gflops = flops / (median * 1e-3) / 1e9, peak = ctnn::bench::fma_peak_gflops(o.threads);
   const double images = static_cast<double>(o.batch) / (median * 1e-3);

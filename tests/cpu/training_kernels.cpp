@@ -116,6 +116,11 @@ TEST_CASE("cpu conv training kernels match the reference loops, op by op") {
       {6, 10, 3, 2, 1, 3, 9, 9, true},      // channels that fill no vector block
       {16, 32, 3, 1, 1, 2, 28, 19, false},  // rows of whole vector tiles and a tail: the reorders' tiled path
       {32, 16, 3, 2, 1, 2, 35, 33, false},  // the same, strided
+      // Weight gradients with images stacked along the GEMM's depth and dW cut into column blocks:
+      {32, 48, 3, 1, 1, 40, 2, 2, true},    // 2x2 maps: all 40 images in one product, 3 column blocks, a bias
+      {16, 8, 3, 1, 1, 200, 7, 7, false},   // 2 chunks of 100 images, stacked 6 at a time (a ragged last group)
+      {32, 24, 1, 1, 0, 30, 3, 3, false},   // pointwise, stacked 29 + 1 (the last one on its own)
+      {32, 16, 3, 2, 1, 20, 4, 4, false},   // strided, 2x2 output maps, 20 images in one product
   };
   for (const Case& c : cases) check_conv(c);
 }

@@ -91,6 +91,33 @@ TEST_CASE_TEMPLATE("a whole-network training step allocates nothing after the fi
   CHECK(n == 0);
 }
 
+TEST_CASE("profiling times every op of the tape, forward and backward, and changes no result") {
+  using Net = ResNet20<Linear<64, 4>, Image<1, 9, 9>>;
+  const Tensor x = random_tensor({4, 1, 9, 9}, 2);
+  const std::vector<int> labels{0, 3, 1, 2};
+  Model<Net> plain(Init::torchvision, 3), profiled(Init::torchvision, 3);
+  auto a = make_trainer<CrossEntropy>(plain, SGD{.lr = 0.05, .momentum = 0.9});
+  auto b = make_trainer<CrossEntropy>(profiled, SGD{.lr = 0.05, .momentum = 0.9});
+  b.executor().set_profiling(true);
+  for (int s = 0; s < 3; ++s) CHECK(a.step(x, {.classes = labels}) == b.step(x, {.classes = labels}));
+  const auto& prof = b.executor().op_profile();
+  const Tape& tape = b.executor().tape();
+  REQUIRE(prof.size() == tape.ops.size());
+  for (std::size_t k = 0; k < prof.size(); ++k) {
+    INFO(prof[k].name);
+    CHECK(prof[k].name == profiled.program().ops[tape.ops[k].op].name);
+    CHECK(prof[k].kind == profiled.program().ops[tape.ops[k].op].kind);
+    CHECK(prof[k].forward_ms.size() == 3);
+    CHECK(prof[k].backward_ms.size() == 3);
+    CHECK(std::all_of(prof[k].forward_ms.begin(), prof[k].forward_ms.end(), [](double t) { return t >= 0; }));
+  }
+  CHECK(b.executor().optimizer_profile().size() == 3);
+  CHECK(std::equal(plain.parameters().begin(), plain.parameters().end(), profiled.parameters().begin()));
+  b.executor().set_profiling(false);
+  b.step(x, {.classes = labels});
+  CHECK(b.executor().op_profile().front().forward_ms.empty());
+}
+
 TEST_CASE("BatchNorm momentum comes from the layer, cumulative average included") {
   // BatchNorm on the input, so the batch statistics are those of the input.
   const Tensor x = random_tensor({3, 2, 4, 5}, 8);

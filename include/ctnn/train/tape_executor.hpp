@@ -32,6 +32,7 @@
 #pragma once
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -136,6 +137,7 @@ class TapeExecutor {
     mode_ = mode;
     float* params = params_.data();
     for (std::size_t k = 0; k < tape_.ops.size(); ++k) {
+      const Stopwatch clock(profiling_ ? &profile_[k].forward_ms : nullptr);
       const TapeOp& to = tape_.ops[k];
       const Op& op = program_.ops[to.op];
       const ConstTensorView x = value(to.in);
@@ -200,6 +202,7 @@ class TapeExecutor {
     const float* params = params_.data();
     float* grads = grads_.data();
     for (std::size_t k = tape_.ops.size(); k-- > 0;) {
+      const Stopwatch clock(profiling_ ? &profile_[k].backward_ms : nullptr);
       const TapeOp& to = tape_.ops[k];
       const Op& op = program_.ops[to.op];
       Saved& s = saved_[k];
@@ -247,12 +250,32 @@ class TapeExecutor {
     optimizer.begin_step();
     const auto k = static_cast<std::size_t>(optimizer.state_size());
     if (state_.size() < k * params_.size()) state_.resize(k * params_.size());  // once, on the first step (zeros)
+    const Stopwatch clock(profiling_ ? &optimizer_ms_ : nullptr);
     kernels_.apply(optimizer, trainable_, params_.data(), grads_.data(), state_.data(), gradient_scale);
     if constexpr (host_visible)
       if (exchange_) exchange_->parameters_updated(params_);
   }
 
   Kernels& kernels() { return kernels_; }
+
+  // Per-op wall time of every step while profiling is on (milliseconds per
+  // call, in tape order; on a device backend this times the enqueueing only).
+  struct OpProfile {
+    std::string name;
+    OpKind kind{};
+    std::vector<double> forward_ms, backward_ms;
+  };
+  void set_profiling(bool on) {
+    profiling_ = on;
+    profile_.assign(tape_.ops.size(), {});
+    for (std::size_t k = 0; k < tape_.ops.size(); ++k) {
+      profile_[k].name = program_.ops[tape_.ops[k].op].name;
+      profile_[k].kind = program_.ops[tape_.ops[k].op].kind;
+    }
+    optimizer_ms_.clear();
+  }
+  const std::vector<OpProfile>& op_profile() const { return profile_; }
+  const std::vector<double>& optimizer_profile() const { return optimizer_ms_; }
 
   // What a checkpoint keeps besides the parameters: the optimiser's state
   // (state_size() floats per parameter, interleaved) and, per op, the batches
@@ -272,6 +295,23 @@ class TapeExecutor {
   }
 
  private:
+  // Appends the milliseconds of its scope to `to`, when given.
+  class Stopwatch {
+   public:
+    explicit Stopwatch(std::vector<double>* to) : to_(to) {
+      if (to_) start_ = std::chrono::steady_clock::now();
+    }
+    ~Stopwatch() {
+      if (to_) to_->push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start_).count());
+    }
+    Stopwatch(const Stopwatch&) = delete;
+    Stopwatch& operator=(const Stopwatch&) = delete;
+
+   private:
+    std::vector<double>* to_;
+    std::chrono::steady_clock::time_point start_{};
+  };
+
   struct Saved {
     Array<double> statistics;        // batch_norm: per channel mean, 1/std, and the kernels' scratch
     Array<std::uint32_t> argmax;     // max_pool: index in the input plane
@@ -351,6 +391,9 @@ class TapeExecutor {
   ConstTensorView input_{};
   Extents reserved_{};
   Mode mode_ = Mode::train;
+  bool profiling_ = false;
+  std::vector<OpProfile> profile_;
+  std::vector<double> optimizer_ms_;
 };
 
 }  // namespace ctnn::train

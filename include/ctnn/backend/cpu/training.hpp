@@ -52,7 +52,7 @@ class TrainingKernels {
   TrainingKernels() : threads_(thread_count()), pool_(std::make_unique<ThreadPool>(threads_)) {}
 
   void reserve(const Program& p, const train::Tape& t, std::span<const Extents> e) {
-    std::size_t col = 0, gemm = 0, weights = 0, blocked_in = 0, blocked_out = 0, packed = 0, flipped = 0;
+    std::size_t col = 0, gemm = 0, weights = 0, blocked_in = 0, blocked_out = 0, packed = 0, flipped = 0, gathered = 0;
     for (const train::TapeOp& to : t.ops) {
       const Op& op = p.ops[to.op];
       const Extents& in = e[static_cast<std::size_t>(to.in)];
@@ -60,8 +60,10 @@ class TrainingKernels {
       if (op.kind == OpKind::conv || op.kind == OpKind::grouped_conv) {
         const Geometry g(op, in, out);
         col = std::max(col, g.column_floats());
+        const WeightPlan wp = plan_weights(g, in.n);
         gemm = std::max({gemm, G::scratch_floats(g.cout, g.pixels, g.k), G::scratch_floats(g.k, g.pixels, g.cout),
-                         G::scratch_floats(g.cout, g.k, g.pixels)});
+                         G::scratch_floats(g.cout, std::min(wp.block, g.k), wp.group * g.pixels)});
+        gathered = std::max(gathered, gather_floats(g, wp));
         weights = std::max(weights, weight_floats(op) + static_cast<std::size_t>(op.out_channels));
         if (direct(g)) {  // forward, and the input gradient of a "same" stride-1 conv
           blocked_in = std::max({blocked_in, item_floats(g.in_channels, in, g.padding, op.stride, op.kernel),
@@ -80,6 +82,8 @@ class TrainingKernels {
     scratch_floats_ = aligned_floats(col) + aligned_floats(gemm);
     if (scratch_.size() < static_cast<std::size_t>(threads_) * scratch_floats_)
       scratch_.resize(static_cast<std::size_t>(threads_) * scratch_floats_);
+    gather_floats_ = aligned_floats(gathered);
+    gather_.reserve(static_cast<std::size_t>(threads_) * gather_floats_);
     chunk_floats_ = aligned_floats(weights);
     if (partials_.size() < weight_chunks * chunk_floats_) partials_.resize(weight_chunks * chunk_floats_);
     blocked_item_floats_ = {blocked_in, blocked_out};
@@ -116,52 +120,8 @@ class TrainingKernels {
   void conv_backward(const Op& op, ConstTensorView x, ConstTensorView dy, TensorView dx, bool accumulate,
                      const float* params, float* grads) {
     const Geometry g(op, x.shape, dy.shape);
-    const std::size_t images = x.shape.n, chunks = std::min(weight_chunks, images);
-    const std::size_t wfloats = weight_floats(op);
-    // Weight and bias gradients: one partial per chunk of images.
-    parallel()(static_cast<long>(chunks), [&](long c, int thread) {
-      float* col = scratch(thread);
-      float* gs = col + aligned_floats(g.column_floats());
-      float* partial = partials_.data() + static_cast<std::size_t>(c) * chunk_floats_;
-      const std::size_t first = static_cast<std::size_t>(c) * images / chunks;
-      const std::size_t last = (static_cast<std::size_t>(c) + 1) * images / chunks;
-      for (std::size_t n = first; n < last; ++n) {
-        for (std::size_t grp = 0; grp < g.groups; ++grp) {
-          const float* grad = dy.data + (n * g.out_channels + grp * g.cout) * g.pixels;
-          float* dw = partial + grp * g.cout * g.k;
-          // dW_g (cout x k) = dY_g (cout x pixels) x col^T (pixels x k)
-          if (g.tap_major) {
-            const float* src = x.data + (n * g.in_channels + grp * g.cin) * g.in_area;
-            for (std::size_t ch = 0; ch < g.cin; ++ch)  // channels last: one tap's channels are contiguous
-              for (std::size_t j = 0; j < g.in_area; ++j) col[j * g.cin + ch] = src[ch * g.in_area + j];
-            G::run(g.cout, g.k, g.pixels, {grad, g.pixels}, TapMajorColumns{g, col}, dw, g.k, n > first, gs);
-          } else {
-            const MatrixView cols = columns(g, x, n, grp, col);
-            G::run(g.cout, g.k, g.pixels, {grad, g.pixels}, {cols.data, cols.ld, true}, dw, g.k, n > first, gs);
-          }
-        }
-        if (op.bias != no_param)
-          for (std::size_t oc = 0; oc < g.out_channels; ++oc) {
-            const float* grad = dy.data + (n * g.out_channels + oc) * g.pixels;
-            float sum = 0;
-            for (std::size_t j = 0; j < g.pixels; ++j) sum += grad[j];
-            partial[wfloats + oc] = n > first ? partial[wfloats + oc] + sum : sum;
-          }
-      }
-    });
-    const std::size_t bias = op.bias != no_param ? g.out_channels : 0;
-    const std::size_t taps = g.kernel * g.kernel;
-    for (std::size_t c = 0; c < chunks; ++c) {
-      const float* partial = partials_.data() + c * chunk_floats_;
-      if (g.tap_major)  // partial rows are (tap, channel); PyTorch's are (channel, tap)
-        for (std::size_t row = 0; row < g.out_channels; ++row)
-          for (std::size_t tap = 0; tap < taps; ++tap)
-            for (std::size_t ch = 0; ch < g.cin; ++ch)
-              grads[op.weight + row * g.k + ch * taps + tap] += partial[row * g.k + tap * g.cin + ch];
-      else
-        for (std::size_t i = 0; i < wfloats; ++i) grads[op.weight + i] += partial[i];
-      for (std::size_t i = 0; i < bias; ++i) grads[op.bias + i] += partial[wfloats + i];
-    }
+    weight_gradient(op, g, x, dy, grads);
+    const std::size_t images = x.shape.n, taps = g.kernel * g.kernel;
     if (!dx.data) return;
     if (direct(g) && g.stride == 1 && 2 * g.padding + 1 == g.kernel) {
       // A "same" stride-1 convolution's input gradient is the forward
@@ -492,32 +452,143 @@ class TrainingKernels {
   // on the input instead of on the kernel^2 times larger column matrix.
   struct TapMajorColumns {
     const Geometry& g;
-    const float* hwc;
+    const float* hwc;        // images after one another, each in_area x cin
+    std::size_t first = 0;   // the K index of column 0
     void operator()(std::size_t p0, std::size_t pc, std::size_t n, float* dst) const {
       constexpr std::size_t NR = static_cast<std::size_t>(G::NR);
       const long pad = static_cast<long>(g.padding), s = static_cast<long>(g.stride);
       const long ih = static_cast<long>(g.h), iw = static_cast<long>(g.w);
+      const std::size_t image_floats = g.in_area * g.cin;
       for (std::size_t j0 = 0; j0 < n; j0 += NR, dst += pc * NR)
         for (std::size_t half = 0; half < NR; half += W) {
-          const std::size_t j = j0 + half;
           float* d = dst + half;
-          if (j >= n) {
+          if (j0 + half >= n) {
             for (std::size_t kk = 0; kk < pc; ++kk, d += NR) S::store_unaligned(d, S::zero());
             continue;
           }
+          const std::size_t j = first + j0 + half;
           const std::size_t tap = j / g.cin, c0 = j % g.cin;
           const long ky = static_cast<long>(tap / g.kernel) - pad, kx = static_cast<long>(tap % g.kernel) - pad;
-          std::size_t oy = p0 / g.ow, ox = p0 % g.ow;
+          const float* image = hwc + (p0 / g.pixels) * image_floats + c0;
+          std::size_t oy = p0 % g.pixels / g.ow, ox = p0 % g.ow;
           for (std::size_t kk = 0; kk < pc; ++kk, d += NR) {
             const long iy = static_cast<long>(oy) * s + ky, ix = static_cast<long>(ox) * s + kx;
             const bool inside = iy >= 0 && iy < ih && ix >= 0 && ix < iw;
-            S::store_unaligned(d, inside ? S::load_unaligned(hwc + static_cast<std::size_t>(iy * iw + ix) * g.cin + c0)
+            S::store_unaligned(d, inside ? S::load_unaligned(image + static_cast<std::size_t>(iy * iw + ix) * g.cin)
                                          : S::zero());
-            if (++ox == g.ow) ox = 0, ++oy;
+            if (++ox == g.ow) {
+              ox = 0;
+              if (++oy == g.oh) oy = 0, image += image_floats;  // the next image's first pixel
+            }
           }
         }
     }
   };
+
+  // Weight and bias gradients, dW = sum over images of dY x col(X)^T: a GEMM
+  // with the images' pixels as its depth. The batch is cut into `chunks`
+  // (partial sums, added in chunk order) and dW's columns into blocks; each
+  // (chunk, block) is one task, so a small-map layer with a large filter bank
+  // still has parallel work without more partials to add. Images are
+  // gathered into one GEMM until it is `depth` deep (a 2x2 map would
+  // otherwise give 4-deep products that re-read the whole dW each). Every
+  // choice depends on the shape only: the same bits for any thread count.
+  struct WeightPlan {
+    std::size_t chunks, group, block, blocks;
+  };
+  static WeightPlan plan_weights(const Geometry& g, std::size_t images) {
+    constexpr std::size_t pixels_per_chunk = 1024, depth = 256, tasks = 8, narrowest = 128;
+    const std::size_t chunks = std::clamp<std::size_t>(images * g.pixels / pixels_per_chunk, 1, std::min(weight_chunks, images));
+    const bool gathers = g.tap_major || g.pointwise;  // the layouts that can stack images along the depth
+    const std::size_t group = gathers ? std::clamp<std::size_t>((depth + g.pixels - 1) / g.pixels, 1, (images + chunks - 1) / chunks) : 1;
+    // Column blocks only where the chunks alone leave too few tasks, none narrower than `narrowest`.
+    const std::size_t want = chunks >= tasks ? 1 : std::min((g.k + narrowest - 1) / narrowest, (tasks + chunks - 1) / chunks);
+    const std::size_t nr = static_cast<std::size_t>(G::NR);
+    const std::size_t block = ((g.k + want - 1) / want + nr - 1) / nr * nr;
+    return {chunks, group, block, (g.k + block - 1) / block};
+  }
+  // Per-thread floats of the gathered operands: dY rows, and the input (channels last, or NCHW rows if pointwise).
+  static std::size_t gather_floats(const Geometry& g, const WeightPlan& w) {
+    if (w.group == 1 && !g.tap_major) return 0;
+    return aligned_floats(g.cout * w.group * g.pixels) + aligned_floats(w.group * g.cin * g.in_area);
+  }
+
+  void weight_gradient(const Op& op, const Geometry& g, ConstTensorView x, ConstTensorView dy, float* grads) {
+    const std::size_t images = x.shape.n, wfloats = weight_floats(op);
+    const WeightPlan w = plan_weights(g, images);
+    parallel()(static_cast<long>(w.chunks * w.blocks), [&](long task, int thread) {
+      const std::size_t c = static_cast<std::size_t>(task) / w.blocks, b = static_cast<std::size_t>(task) % w.blocks;
+      const std::size_t j0 = b * w.block, jn = std::min(w.block, g.k - j0);
+      float* col = scratch(thread);
+      float* gs = col + aligned_floats(g.column_floats());
+      float* rows = gather(thread);
+      float* inputs = rows + aligned_floats(g.cout * w.group * g.pixels);
+      float* partial = partials_.data() + c * chunk_floats_;
+      const std::size_t first = c * images / w.chunks, last = (c + 1) * images / w.chunks;
+      for (std::size_t n0 = first; n0 < last; n0 += w.group) {
+        const std::size_t count = std::min(w.group, last - n0), depth = count * g.pixels;
+        for (std::size_t grp = 0; grp < g.groups; ++grp) {
+          float* dw = partial + grp * g.cout * g.k + j0;
+          // A = dY of these images, cout x depth
+          const float* grad = dy.data + (n0 * g.out_channels + grp * g.cout) * g.pixels;
+          MatrixView a{grad, g.pixels};
+          if (count > 1) {
+            gather_images(dy.data, g.out_channels, grp * g.cout, g.cout, g.pixels, n0, count, rows);
+            a = {rows, depth};
+          }
+          if (g.tap_major) {  // channels last, image after image: one tap's channels are contiguous
+            for (std::size_t i = 0; i < count; ++i) {
+              const float* src = x.data + ((n0 + i) * g.in_channels + grp * g.cin) * g.in_area;
+              float* dst = inputs + i * g.in_area * g.cin;
+              for (std::size_t ch = 0; ch < g.cin; ++ch)
+                for (std::size_t j = 0; j < g.in_area; ++j) dst[j * g.cin + ch] = src[ch * g.in_area + j];
+            }
+            G::run(g.cout, jn, depth, a, TapMajorColumns{g, inputs, j0}, dw, g.k, n0 > first, gs);
+          } else if (count > 1) {  // pointwise: X of these images, cin x depth, read transposed
+            gather_images(x.data, g.in_channels, grp * g.cin, g.cin, g.pixels, n0, count, inputs);
+            G::run(g.cout, jn, depth, a, {inputs + j0 * depth, depth, true}, dw, g.k, n0 > first, gs);
+          } else {
+            const MatrixView cols = columns(g, x, n0, grp, col);
+            G::run(g.cout, jn, depth, a, {cols.data + j0 * cols.ld, cols.ld, true}, dw, g.k, n0 > first, gs);
+          }
+        }
+        if (op.bias != no_param && b == 0)
+          for (std::size_t n = n0; n < n0 + count; ++n)
+            for (std::size_t oc = 0; oc < g.out_channels; ++oc) {
+              const float* gr = dy.data + (n * g.out_channels + oc) * g.pixels;
+              float sum = 0;
+              for (std::size_t j = 0; j < g.pixels; ++j) sum += gr[j];
+              partial[wfloats + oc] = n > first ? partial[wfloats + oc] + sum : sum;
+            }
+      }
+    });
+    // The chunks' partials, in chunk order, row by row in parallel.
+    const std::size_t taps = g.kernel * g.kernel;
+    parallel().at_least(g.out_channels * g.k, 16384)(static_cast<long>(g.out_channels), [&](long r, int) {
+      const std::size_t row = static_cast<std::size_t>(r);
+      float* dst = grads + op.weight + row * g.k;
+      for (std::size_t c = 0; c < w.chunks; ++c) {
+        const float* src = partials_.data() + c * chunk_floats_ + row * g.k;
+        if (g.tap_major)  // partial rows are (tap, channel); PyTorch's are (channel, tap)
+          for (std::size_t tap = 0; tap < taps; ++tap)
+            for (std::size_t ch = 0; ch < g.cin; ++ch) dst[ch * taps + tap] += src[tap * g.cin + ch];
+        else
+          for (std::size_t i = 0; i < g.k; ++i) dst[i] += src[i];
+      }
+    });
+    if (op.bias != no_param)
+      for (std::size_t c = 0; c < w.chunks; ++c)
+        for (std::size_t i = 0; i < g.out_channels; ++i)
+          grads[op.bias + i] += partials_.data()[c * chunk_floats_ + wfloats + i];
+  }
+
+  // dst[c][i * pixels + p] = src[((n0 + i) * channels + c0 + c) * pixels + p] for `count` images.
+  static void gather_images(const float* src, std::size_t channels, std::size_t c0, std::size_t take,
+                            std::size_t pixels, std::size_t n0, std::size_t count, float* dst) {
+    for (std::size_t c = 0; c < take; ++c)
+      for (std::size_t i = 0; i < count; ++i)
+        std::copy_n(src + ((n0 + i) * channels + c0 + c) * pixels, pixels, dst + (c * count + i) * pixels);
+  }
 
   // ---- direct convolution in the blocked layout (the inference kernels) -------
   // A dense convolution whose channel counts fill whole vector blocks runs
@@ -733,12 +804,13 @@ class TrainingKernels {
 
   Parallel parallel() const { return {pool_.get(), threads_}; }
   float* scratch(int thread) { return scratch_.data() + static_cast<std::size_t>(thread) * scratch_floats_; }
+  float* gather(int thread) { return gather_.data() + static_cast<std::size_t>(thread) * gather_floats_; }
 
   int threads_ = 1;
   std::unique_ptr<ThreadPool> pool_;
-  AlignedBuffer scratch_, partials_, blocked_in_, blocked_out_, packed_, flipped_;
+  AlignedBuffer scratch_, gather_, partials_, blocked_in_, blocked_out_, packed_, flipped_;
   std::array<std::size_t, 2> blocked_item_floats_{};  // per thread: input, output
-  std::size_t scratch_floats_ = 0, chunk_floats_ = 0;
+  std::size_t scratch_floats_ = 0, gather_floats_ = 0, chunk_floats_ = 0;
 };
 
 template <class Arch>
