@@ -121,6 +121,12 @@ TEST_CASE("cpu conv training kernels match the reference loops, op by op") {
       {16, 8, 3, 1, 1, 200, 7, 7, false},   // 2 chunks of 100 images, stacked 6 at a time (a ragged last group)
       {32, 24, 1, 1, 0, 30, 3, 3, false},   // pointwise, stacked 29 + 1 (the last one on its own)
       {32, 16, 3, 2, 1, 20, 4, 4, false},   // strided, 2x2 output maps, 20 images in one product
+      // Weight gradients from the blocked input, register accumulators over each image's pixels
+      // (maps of at least 128 pixels, two chunks or more):
+      {16, 16, 3, 1, 1, 8, 16, 16, true},   // "same" 3x3, with a bias
+      {16, 32, 3, 2, 1, 16, 24, 22, false}, // strided
+      {16, 32, 1, 2, 0, 10, 32, 30, false}, // strided 1x1
+      {16, 16, 5, 1, 2, 4, 24, 24, false},  // 5x5
   };
   for (const Case& c : cases) check_conv(c);
 }

@@ -514,8 +514,46 @@ class TrainingKernels {
   }
 
   void weight_gradient(const Op& op, const Geometry& g, ConstTensorView x, ConstTensorView dy, float* grads) {
+    const std::size_t wfloats = weight_floats(op);
+    const WeightPlan w = plan_weights(g, x.shape.n);
+    if (direct_weights(g, w))
+      direct_weight_partials(op, g, x, dy, w.chunks);
+    else
+      gemm_weight_partials(op, g, x, dy, w);
+    // The chunks' partials, in chunk order, row by row in parallel.
+    const std::size_t taps = g.kernel * g.kernel;
+    parallel().at_least(g.out_channels * g.k, 16384)(static_cast<long>(g.out_channels), [&](long r, int) {
+      const std::size_t row = static_cast<std::size_t>(r);
+      float* dst = grads + op.weight + row * g.k;
+      for (std::size_t c = 0; c < w.chunks; ++c) {
+        const float* src = partials_.data() + c * chunk_floats_ + row * g.k;
+        if (g.tap_major)  // partial rows are (tap, channel); PyTorch's are (channel, tap)
+          for (std::size_t tap = 0; tap < taps; ++tap)
+            for (std::size_t ch = 0; ch < g.cin; ++ch) dst[ch * taps + tap] += src[tap * g.cin + ch];
+        else
+          for (std::size_t i = 0; i < g.k; ++i) dst[i] += src[i];
+      }
+    });
+    if (op.bias != no_param)
+      for (std::size_t c = 0; c < w.chunks; ++c)
+        for (std::size_t i = 0; i < g.out_channels; ++i)
+          grads[op.bias + i] += partials_.data()[c * chunk_floats_ + wfloats + i];
+  }
+
+
+  // The bias gradient's partial of images [first, last): sums of dY per channel.
+  static void bias_partial(const Geometry& g, ConstTensorView dy, std::size_t first, std::size_t last, float* out) {
+    for (std::size_t n = first; n < last; ++n)
+      for (std::size_t oc = 0; oc < g.out_channels; ++oc) {
+        const float* gr = dy.data + (n * g.out_channels + oc) * g.pixels;
+        float sum = 0;
+        for (std::size_t j = 0; j < g.pixels; ++j) sum += gr[j];
+        out[oc] = n > first ? out[oc] + sum : sum;
+      }
+  }
+
+  void gemm_weight_partials(const Op& op, const Geometry& g, ConstTensorView x, ConstTensorView dy, const WeightPlan& w) {
     const std::size_t images = x.shape.n, wfloats = weight_floats(op);
-    const WeightPlan w = plan_weights(g, images);
     parallel()(static_cast<long>(w.chunks * w.blocks), [&](long task, int thread) {
       const std::size_t c = static_cast<std::size_t>(task) / w.blocks, b = static_cast<std::size_t>(task) % w.blocks;
       const std::size_t j0 = b * w.block, jn = std::min(w.block, g.k - j0);
@@ -552,34 +590,90 @@ class TrainingKernels {
             G::run(g.cout, jn, depth, a, {cols.data + j0 * cols.ld, cols.ld, true}, dw, g.k, n0 > first, gs);
           }
         }
-        if (op.bias != no_param && b == 0)
-          for (std::size_t n = n0; n < n0 + count; ++n)
-            for (std::size_t oc = 0; oc < g.out_channels; ++oc) {
-              const float* gr = dy.data + (n * g.out_channels + oc) * g.pixels;
-              float sum = 0;
-              for (std::size_t j = 0; j < g.pixels; ++j) sum += gr[j];
-              partial[wfloats + oc] = n > first ? partial[wfloats + oc] + sum : sum;
-            }
       }
+      if (op.bias != no_param && b == 0) bias_partial(g, dy, first, last, partial + wfloats);
     });
-    // The chunks' partials, in chunk order, row by row in parallel.
-    const std::size_t taps = g.kernel * g.kernel;
-    parallel().at_least(g.out_channels * g.k, 16384)(static_cast<long>(g.out_channels), [&](long r, int) {
-      const std::size_t row = static_cast<std::size_t>(r);
-      float* dst = grads + op.weight + row * g.k;
-      for (std::size_t c = 0; c < w.chunks; ++c) {
-        const float* src = partials_.data() + c * chunk_floats_ + row * g.k;
-        if (g.tap_major)  // partial rows are (tap, channel); PyTorch's are (channel, tap)
-          for (std::size_t tap = 0; tap < taps; ++tap)
-            for (std::size_t ch = 0; ch < g.cin; ++ch) dst[ch * taps + tap] += src[tap * g.cin + ch];
-        else
-          for (std::size_t i = 0; i < g.k; ++i) dst[i] += src[i];
+  }
+
+  // The weight gradient of a direct conv without a column matrix: each image
+  // in the blocked layout (as the forward reads it), and per block of input
+  // channels, tile of output channels and kernel row, one register
+  // accumulator per (output channel, kernel column) over the image's
+  // pixels: x vectors are loaded once per pixel for every output channel of
+  // the tile, dY values broadcast once for every kernel column. Partials are
+  // (tap, channel)-major like TapMajorColumns', one per chunk of images.
+  // Small maps stay on the GEMM, which stacks images: here every image
+  // would re-read the whole partial for a few pixels, and a batch of them
+  // fills too few chunks to occupy the threads.
+  static bool direct_weights(const Geometry& g, const WeightPlan& w) {
+    constexpr std::size_t smallest_map = 128;
+    return direct(g) && (g.kernel == 1 || g.kernel == 3 || g.kernel == 5 || g.kernel == 7) &&
+           g.pixels >= smallest_map && w.chunks >= 2;
+  }
+  static constexpr int output_tile(int kw) { return std::clamp((S::registers - kw - 2) / kw, 1, 8); }
+
+  void direct_weight_partials(const Op& op, const Geometry& g, ConstTensorView x, ConstTensorView dy,
+                              std::size_t chunks) {
+    const std::size_t images = x.shape.n, wfloats = weight_floats(op);
+    parallel()(static_cast<long>(chunks), [&](long c, int thread) {
+      const std::size_t first = static_cast<std::size_t>(c) * images / chunks;
+      const std::size_t last = (static_cast<std::size_t>(c) + 1) * images / chunks;
+      float* partial = partials_.data() + static_cast<std::size_t>(c) * chunk_floats_;
+      std::fill_n(partial, wfloats, 0.f);
+      const Layout src = blocked(g.in_channels, x.shape, g.padding,
+                                 blocked_in_.data() + static_cast<std::size_t>(thread) * blocked_item_floats_[0]);
+      for (std::size_t cb = 0; cb < src.blocks(); ++cb) clear_border<Arch>(src, 0, cb);
+      for (std::size_t n = first; n < last; ++n) {
+        reorder(const_cast<float*>(x.data) + n * g.in_channels * g.in_area, src, 0, true);  // only read
+        const float* grad = dy.data + n * g.out_channels * g.pixels;
+        switch (g.kernel) {
+          case 1: weight_taps<1>(g, src, grad, partial); break;
+          case 3: weight_taps<3>(g, src, grad, partial); break;
+          case 5: weight_taps<5>(g, src, grad, partial); break;
+          default: weight_taps<7>(g, src, grad, partial); break;
+        }
       }
+      if (op.bias != no_param) bias_partial(g, dy, first, last, partial + wfloats);
     });
-    if (op.bias != no_param)
-      for (std::size_t c = 0; c < w.chunks; ++c)
-        for (std::size_t i = 0; i < g.out_channels; ++i)
-          grads[op.bias + i] += partials_.data()[c * chunk_floats_ + wfloats + i];
+  }
+
+  template <int KW>
+  static void weight_taps(const Geometry& g, const Layout& src, const float* grad, float* partial) {
+    constexpr std::size_t CO = static_cast<std::size_t>(output_tile(KW));
+    for (std::size_t cb = 0; cb < src.blocks(); ++cb)
+      for (std::size_t ky = 0; ky < g.kernel; ++ky) {
+        std::size_t co = 0;
+        for (; co + CO <= g.out_channels; co += CO) weight_tile<KW, CO>(g, src, cb, ky, co, grad, partial);
+        for (; co < g.out_channels; ++co) weight_tile<KW, 1>(g, src, cb, ky, co, grad, partial);
+      }
+  }
+
+  template <int KW, std::size_t CO>
+  static void weight_tile(const Geometry& g, const Layout& src, std::size_t cb, std::size_t ky, std::size_t co0,
+                          const float* grad, float* partial) {
+    vec acc[CO][KW];
+    for (auto& row : acc)
+      for (vec& a : row) a = S::zero();
+    const auto s = static_cast<std::ptrdiff_t>(g.stride), pad = static_cast<std::ptrdiff_t>(g.padding);
+    const auto lanes = static_cast<std::ptrdiff_t>(B);
+    const float* dy0 = grad + co0 * g.pixels;
+    for (std::size_t oy = 0; oy < g.oh; ++oy) {
+      const float* row = src.at(0, cb, static_cast<std::ptrdiff_t>(oy) * s + static_cast<std::ptrdiff_t>(ky) - pad, -pad);
+      const float* d = dy0 + oy * g.ow;
+      for (std::size_t ox = 0; ox < g.ow; ++ox, row += s * lanes) {
+        vec xv[KW];
+        for (int kx = 0; kx < KW; ++kx) xv[kx] = S::load(row + kx * lanes);
+        for (std::size_t o = 0; o < CO; ++o) {
+          const vec dv = S::set1(d[o * g.pixels + ox]);
+          for (int kx = 0; kx < KW; ++kx) acc[o][kx] = S::fma(dv, xv[kx], acc[o][kx]);
+        }
+      }
+    }
+    for (std::size_t o = 0; o < CO; ++o)
+      for (int kx = 0; kx < KW; ++kx) {
+        float* dst = partial + (co0 + o) * g.k + (ky * g.kernel + static_cast<std::size_t>(kx)) * g.cin + cb * B;
+        S::store_unaligned(dst, S::load_unaligned(dst) + acc[o][kx]);
+      }
   }
 
   // dst[c][i * pixels + p] = src[((n0 + i) * channels + c0 + c) * pixels + p] for `count` images.
