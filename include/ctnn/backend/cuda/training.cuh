@@ -108,22 +108,13 @@ struct DeviceBuffers {
     std::size_t size_ = 0;
   };
 
-  class Floats {  // activations and scratch: grows only, contents not kept
+  class Floats : public Array<float> {  // activations and scratch: grows only, contents not kept
    public:
     void reserve(std::size_t n) {
-      if (n <= size_) return;
-      mem_ = DeviceMemory();
-      mem_ = device_alloc(n * sizeof(float), "for training activations");
-      CTNN_CUDA_CHECK(cudaMemset(mem_.get(), 0, n * sizeof(float)), "while clearing training activations");
-      size_ = n;
+      if (n <= size()) return;
+      static_cast<Array<float>&>(*this) = Array<float>();  // free first: nothing to copy over
+      resize(n);
     }
-    float* data() noexcept { return static_cast<float*>(mem_.get()); }
-    const float* data() const noexcept { return static_cast<const float*>(mem_.get()); }
-    std::size_t size() const noexcept { return size_; }
-
-   private:
-    DeviceMemory mem_;
-    std::size_t size_ = 0;
   };
 
   template <class T>
