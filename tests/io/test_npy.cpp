@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "io_test_support.hpp"
+#include "temp_path.hpp"
 
 using namespace ctnn::io;
 using namespace ctnn_io_test;
@@ -36,7 +37,7 @@ TEST_CASE("npy: write/read round trip keeps shape and bits, header aligned to 64
   for (std::size_t i = 0; i < v.size(); ++i) v[i] = std::sin(static_cast<float>(i)) * 1e3f;
   v[3] = NAN;
   v[4] = -0.f;
-  const auto tmp = std::filesystem::temp_directory_path() / "ctnn_io_roundtrip.npy";
+  const auto tmp = ctnn_test::temp_path("io_roundtrip.npy");
   for (const std::vector<std::uint64_t>& shape :
        std::vector<std::vector<std::uint64_t>>{{1000}, {10, 100}, {2, 5, 10, 10}, {1, 1, 1000}}) {
     write_npy(tmp, v, shape);

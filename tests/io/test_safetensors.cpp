@@ -11,6 +11,7 @@
 #include <map>
 
 #include "io_test_support.hpp"
+#include "temp_path.hpp"
 
 using namespace ctnn::io;
 using namespace ctnn_io_test;
@@ -129,7 +130,7 @@ TEST_CASE("safetensors: write/read round trip, file and memory, with alignment")
       {"d", DType::f64, {}, std::as_bytes(std::span(d))},
       {"nothing", DType::f32, {0, 7}, {}},
   };
-  const auto tmp = std::filesystem::temp_directory_path() / "ctnn_io_roundtrip.safetensors";
+  const auto tmp = ctnn_test::temp_path("io_roundtrip.safetensors");
   write_safetensors(tmp, in, {{"format", "pt"}, {"note", "caf\xc3\xa9 \"q\"\n"}});
   const TensorFile f = read_safetensors(tmp);
   std::filesystem::remove(tmp);
@@ -272,7 +273,7 @@ TEST_CASE("safetensors: single-byte corruption never crashes") {
 }
 
 TEST_CASE("read_weights tells safetensors from torch.save by structure, for every low byte of the header length") {
-  const auto dir = std::filesystem::temp_directory_path() / "ctnn_format_sniff";
+  const auto dir = ctnn_test::temp_path("format_sniff");
   std::filesystem::create_directories(dir);
   const std::string json = R"({"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})";
   for (std::uint64_t low = 0; low < 256; ++low) {

@@ -15,6 +15,8 @@
 #include <set>
 #include <vector>
 
+#include "temp_path.hpp"
+
 using namespace ctnn;
 using namespace ctnn::data;
 
@@ -44,7 +46,7 @@ void write_idx(const std::filesystem::path& p, std::vector<std::uint32_t> dims, 
 }  // namespace
 
 TEST_CASE("a data set from IDX files, checked") {
-  const auto dir = std::filesystem::temp_directory_path() / "ctnn_pipeline_idx";
+  const auto dir = ctnn_test::temp_path("pipeline_idx");
   std::filesystem::create_directories(dir);
   std::vector<std::uint8_t> px(3 * 2 * 4);
   for (std::size_t i = 0; i < px.size(); ++i) px[i] = static_cast<std::uint8_t>(i);

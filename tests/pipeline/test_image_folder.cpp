@@ -8,13 +8,15 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "temp_path.hpp"
+
 namespace fs = std::filesystem;
 
 namespace {
 const fs::path images = fs::path(CTNN_TEST_DATA_DIR) / "image";
 
 fs::path make_folder(const char* name) {
-  const fs::path root = fs::temp_directory_path() / name;
+  const fs::path root = ctnn_test::temp_path(name);
   fs::remove_all(root);
   for (const auto& [cls, file] : {std::pair{"b_dog", "grey_64x48.png"}, {"a_cat", "photo_161x121.jpg"},
                                    {"a_cat", "palette_80x60.png"}}) {

@@ -12,6 +12,8 @@
 #include <iterator>
 #include <string>
 
+#include "temp_path.hpp"
+
 namespace ctnn_test {
 
 struct ToolRun {
@@ -33,8 +35,7 @@ inline std::string slurp(const std::filesystem::path& p) {
 
 // A directory of this test process's own, created on first use.
 inline std::filesystem::path scratch_dir(const std::string& name) {
-  const std::filesystem::path d =
-      std::filesystem::temp_directory_path() / ("ctnn-test-" + name + "-" + std::to_string(::getpid()));
+  const std::filesystem::path d = temp_path("test-" + name);
   std::filesystem::create_directories(d);
   return d;
 }

@@ -10,6 +10,8 @@
 #include <filesystem>
 #include <vector>
 
+#include "temp_path.hpp"
+
 using namespace ctnn;
 using namespace ctnn::train;
 
@@ -49,7 +51,7 @@ TEST_CASE_TEMPLATE("resuming from a checkpoint reproduces the uninterrupted run 
   const data::ImageDataset d = images();
   const data::BatchOptions opts{.augment = {.crop_padding = 1, .horizontal_flip = true}};
   const Adam adam{.lr = 0.05, .weight_decay = 1e-4};
-  const auto path = std::filesystem::temp_directory_path() / "ctnn_checkpoint_test.safetensors";
+  const auto path = ctnn_test::temp_path("checkpoint_test.safetensors");
 
   Model<Net, Backend> whole(Init::torchvision, 2);
   auto straight = make(whole, adam);

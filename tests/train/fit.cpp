@@ -13,6 +13,8 @@
 #include <iterator>
 #include <vector>
 
+#include "temp_path.hpp"
+
 using namespace ctnn;
 using namespace ctnn::train;
 
@@ -36,7 +38,7 @@ std::string slurp(const std::filesystem::path& p) {
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
-std::filesystem::path temp(const char* name) { return std::filesystem::temp_directory_path() / name; }
+std::filesystem::path temp(const char* name) { return ctnn_test::temp_path(name); }
 
 template <class M>
 auto make(M& model) {

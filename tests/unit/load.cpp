@@ -6,6 +6,8 @@
 #include <filesystem>
 #include <string>
 
+#include "temp_path.hpp"
+
 using namespace ctnn;
 
 namespace {
@@ -41,7 +43,7 @@ std::vector<std::byte> edited(const M& model, std::string drop = {}, std::string
 
 TEST_CASE("save then strict load reproduces every tensor, via a file and via memory") {
   Model<Cifar10, backend::Reference> a(Init::torchvision, 1), b(Init::torchvision, 2);
-  const auto path = std::filesystem::temp_directory_path() / "ctnn_load_test.safetensors";
+  const auto path = ctnn_test::temp_path("load_test.safetensors");
   a.save(path);
   const LoadReport r = b.load(path, Load::strict);
   CHECK(r.loaded.size() == a.tensors().size());
