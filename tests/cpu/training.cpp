@@ -22,7 +22,7 @@ using namespace ctnn::train;
 
 namespace {
 using test::tensor_error;
-Tensor input(Extents e, std::uint64_t seed) { return test::random_input(e, seed); }
+Tensor input(Extents e, std::uint64_t seed) { return test::random_tensor(e, seed); }
 
 template <class Loss, class Net, class Opt>
 void agree(Extents in, const Targets& targets, Opt opt, int steps = 3, std::uint64_t seed = 7) {

@@ -22,7 +22,7 @@ TEST_CASE("cuda training forward of ResNet-50 matches the reference: loss and ba
   using Net = ResNet50<Linear<2048, 4>, Image<3, 40, 36>>;
   Model<Net, backend::Reference> ref_model(Init::torchvision, 5);
   Model<Net, backend::Cuda> gpu_model(Init::torchvision, 5);
-  const Tensor x = test::random_input({3, 3, 40, 36}, 7);
+  const Tensor x = test::random_tensor({3, 3, 40, 36}, 7);
   const std::vector<int> labels{2, 0, 1};
   auto ref = make_trainer<CrossEntropy>(ref_model, SGD{.lr = 0.0});
   auto gpu = make_trainer<CrossEntropy>(gpu_model, SGD{.lr = 0.0});
@@ -51,7 +51,7 @@ TEST_CASE("cuda training: head-only fine-tuning on CUDA features matches the ref
   using Net = ResNet18<Linear<512, 3>, Image<3, 32, 32>>;
   Model<Net, backend::Reference> ref_model(Init::torchvision, 9);
   Model<Net, backend::Cuda> gpu_model(Init::torchvision, 9);
-  const Tensor x = test::random_input({6, 3, 32, 32}, 4);
+  const Tensor x = test::random_tensor({6, 3, 32, 32}, 4);
   const std::vector<int> labels{0, 1, 2, 2, 1, 0};
   auto ref = make_trainer<CrossEntropy>(ref_model, SGD{.lr = 0.05, .momentum = 0.9}, Scope::head_only);
   auto gpu = make_trainer<CrossEntropy>(gpu_model, SGD{.lr = 0.05, .momentum = 0.9}, Scope::head_only);
@@ -67,7 +67,7 @@ TEST_CASE("cuda training: head-only fine-tuning on CUDA features matches the ref
 
 TEST_CASE("cuda training: the same steps give the same bits") {
   using Net = ResNet20<Linear<64, 4>, Image<1, 16, 16>>;
-  const Tensor x = test::random_input({16, 1, 16, 16}, 2);
+  const Tensor x = test::random_tensor({16, 1, 16, 16}, 2);
   const std::vector<int> labels{0, 1, 2, 3, 3, 2, 1, 0, 0, 1, 2, 3, 3, 2, 1, 0};
   const auto run = [&] {
     Model<Net, backend::Cuda> model(Init::torchvision, 1);

@@ -13,14 +13,9 @@
 #include <span>
 #include <vector>
 
-namespace ctnn::test {
+#include "train_support.hpp"
 
-inline Tensor random_input(Extents e, std::uint64_t seed) {
-  Tensor t(e);
-  SplitMix64 rng(seed);
-  for (std::size_t i = 0; i < t.size(); ++i) t.data()[i] = static_cast<float>(2 * rng.uniform() - 1);
-  return t;
-}
+namespace ctnn::test {
 
 // max |a - b| / max |b| over one tensor of the arena (a conv bias before a
 // BatchNorm has a gradient of almost 0: below 1e-4 the error is absolute).
@@ -44,7 +39,7 @@ template <class Loss, class Net, class Backend, class Opt>
 void agree_with_reference(Extents in, const train::Targets& targets, Opt opt, int steps = 3, std::uint64_t seed = 7) {
   Model<Net, backend::Reference> ref_model(Init::torchvision, 5);
   Model<Net, Backend> model(Init::torchvision, 5);
-  const Tensor x = random_input(in, seed);
+  const Tensor x = random_tensor(in, seed);
   auto ref = train::make_trainer<Loss>(ref_model, opt, train::Scope::whole_network, 3);
   auto other = train::make_trainer<Loss>(model, opt, train::Scope::whole_network, 3);
   const std::vector<float> start(ref_model.parameters().begin(), ref_model.parameters().end());

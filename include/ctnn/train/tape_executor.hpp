@@ -72,13 +72,12 @@ struct HostMemory {
 template <class Kernels>
 class TapeExecutor {
   using Memory = typename Kernels::Memory;
-  static constexpr bool host_visible = Memory::host_visible;
   template <class T>
   using Array = typename Memory::template Array<T>;
 
  public:
   // Whether the trainer may read outputs, gradients and parameters in place.
-  static constexpr bool host_resident = host_visible;
+  static constexpr bool host_visible = Memory::host_visible;
 
   TapeExecutor(const Program& program, std::span<const float> params, std::size_t begin, const char* backend)
       : program_(program), tape_(make_tape(program_, begin, program_.ops.size())) {

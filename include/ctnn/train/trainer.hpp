@@ -67,8 +67,8 @@ struct NoTrainingExecutor {};  // stands in after a refused backend, so the refu
 // Executors whose buffers live on a device copy parameters to the host only when asked.
 template <class E>
 constexpr bool host_resident() {
-  if constexpr (requires { E::host_resident; })
-    return E::host_resident;
+  if constexpr (requires { E::host_visible; })
+    return E::host_visible;
   else
     return true;
 }

@@ -3,8 +3,9 @@
 // Values stay NCHW between ops (the tape and the skeleton are
 // train/tape_executor.hpp's). A dense convolution whose channels fill vector
 // blocks runs forward, and a "same" stride-1 one also backward-data, on the
-// inference backend's direct kernels in the blocked layout (direct_conv).
-// Everything else, and every weight gradient, is a matrix product (gemm.hpp):
+// inference backend's direct kernels in the blocked layout (direct_conv), and
+// on large maps its weight gradient from that layout too (weight_tile).
+// Everything else is a matrix product (gemm.hpp):
 //   forward          Y_g  = W_g   x col(X_g)              per image and group
 //   backward-data    dX_g = col2im(W_g^T x dY_g)          per image and group
 //   backward-weights dW_g += dY_g x col(X_g)^T            per chunk of images
@@ -539,7 +540,6 @@ class TrainingKernels {
         for (std::size_t i = 0; i < g.out_channels; ++i)
           grads[op.bias + i] += partials_.data()[c * chunk_floats_ + wfloats + i];
   }
-
 
   // The bias gradient's partial of images [first, last): sums of dY per channel.
   static void bias_partial(const Geometry& g, ConstTensorView dy, std::size_t first, std::size_t last, float* out) {

@@ -37,10 +37,6 @@ class TrainingKernels {
  public:
   using Memory = Mem;
 
-  TrainingKernels() = default;
-  explicit TrainingKernels(Launch launch) : launch_(std::move(launch)) {}
-  Launch& launcher() { return launch_; }
-
   // Scratch: the largest partial weight-gradient buffer and dropout mask of these extents.
   void reserve(const Program& p, const train::Tape& t, std::span<const Extents> e) {
     std::size_t partial = 0, mask = 0;
