@@ -255,6 +255,10 @@ with torch.inference_mode():
                 record(name, batch, "eager tf32 channels_last", "pinned host",
                        *timeit(lambda: cl(xh.to(dev, non_blocking=True).to(memory_format=torch.channels_last)).cpu(),
                                batch))
+                def amp_bf16():
+                    with torch.autocast("cuda", dtype=torch.bfloat16):
+                        return cl(xc)
+                record(name, batch, "eager amp bf16 channels_last", "device", *timeit(amp_bf16, batch))
                 try:
                     g, _ = graphed(cl, xc)
                     record(name, batch, "cuda graph tf32 channels_last", "device", *timeit(g.replay, batch))
@@ -361,6 +365,15 @@ for model in ("resnet18", "resnet50"):
                      f"{float(t64['median_ms']):.3f} ms: {ratio:.2f}x " +
                      ("(within 2x: target met)" if ratio <= 2 else "(NOT within 2x)") +
                      ("" if model == "resnet18" else " (informational)"))
+    for batch in (1, 64):
+        cb = best("ctnn", model, batch, lambda r: r["mode"] == "bf16")
+        ct = best("ctnn", model, batch, lambda r: r["mode"] == "tf32")
+        pb = best("pytorch", model, batch, lambda r: "bf16" in r["mode"])
+        if cb and ct:
+            lines.append(f"- {model} batch {batch}: ctnn bf16 {float(cb['median_ms']):.3f} ms, "
+                         f"{float(ct['median_ms']) / float(cb['median_ms']):.2f}x ctnn tf32's throughput"
+                         + (f"; PyTorch AMP bf16 {float(pb['median_ms']):.3f} ms" if pb else "")
+                         + (" (target for batch 256: >= 2x tf32; informational here)" if batch == 64 else ""))
 text = "\n".join(lines) + "\n"
 open(os.path.join(out, "results.md"), "w").write(text)
 print(text)

@@ -1,4 +1,4 @@
-// Parity of the CUDA backend (FP32 and TF32) with the reference backend on
+// Parity of the CUDA backend (FP32, TF32 and BF16) with the reference backend on
 // every architecture of the ResNet family and on the article's heads, at
 // small odd input sizes and batch 1 (split-K, small tiles) and batch 3; and
 // with PyTorch itself on the torchvision fixtures at ImageNet sizes.
@@ -67,6 +67,7 @@ template <class Net>
 void check_fixture_both(const std::string& name, bool features) {
   check_fixture<Net, backend::Cuda>(name, cuda_test::fp32_tolerance, features);
   check_fixture<Net, backend::CudaTF32>(name, cuda_test::tf32_tolerance, features);
+  check_fixture<Net, backend::CudaBF16>(name, cuda_test::bf16_tolerance, features);
 }
 }  // namespace
 

@@ -231,4 +231,9 @@ TEST_CASE("cuda: describe() names the GPU and the precision") {
   CHECK(d.find("cuda-tf32") != std::string::npos);
   CHECK(d.find("TF32") != std::string::npos);
   CHECK(d.find("SMs") != std::string::npos);
+  Model<Net, backend::CudaBF16> bf16;
+  const std::string e = bf16.backend_description();
+  MESSAGE(e);
+  CHECK(e.find("cuda-bf16") != std::string::npos);
+  CHECK(e.find("BF16 tensor cores") != std::string::npos);
 }

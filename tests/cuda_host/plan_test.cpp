@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstdio>
 #include <limits>
@@ -266,7 +267,7 @@ TEST_CASE("tf32 rounding: cvt.rna semantics, idempotent, applied to every packed
   Model<ResNet20<Linear<64, 10>, Image<1, 28, 28>>, backend::Reference> m;
   const Plan p = build_plan(m.program(), m.parameters());
   Plan r = p;
-  round_weights_to_tf32(r);
+  round_weights(r, Precision::tf32);
   std::size_t changed = 0;
   for (const Step& s : r.steps) {
     if (s.kind != StepKind::conv) continue;
@@ -280,14 +281,49 @@ TEST_CASE("tf32 rounding: cvt.rna semantics, idempotent, applied to every packed
   CHECK(changed > 0);
 }
 
+TEST_CASE("bf16 rounding: cvt.rn.bf16.f32 semantics, idempotent, applied to every packed conv weight") {
+  const float ulp = 1.0f / 128;  // BF16 spacing at 1 (7 stored mantissa bits)
+  CHECK(round_to_bf16(1.0f) == 1.0f);
+  CHECK(round_to_bf16(1.0f + ulp * 0.49f) == 1.0f);
+  CHECK(round_to_bf16(1.0f + ulp * 0.5f) == 1.0f);                  // tie: to even (1.0)
+  CHECK(round_to_bf16(1.0f + ulp * 1.5f) == 1.0f + 2 * ulp);        // tie: to even (1 + 2 ulp)
+  CHECK(round_to_bf16(-1.0f - ulp * 0.51f) == -1.0f - ulp);
+  CHECK(bf16_bits(1.0f) == 0x3F80);
+  CHECK(bf16_bits(-2.0f) == 0xC000);
+  CHECK(std::isinf(round_to_bf16(std::numeric_limits<float>::max())));  // rounds past the largest BF16
+  CHECK(std::isinf(round_to_bf16(-std::numeric_limits<float>::infinity())));
+  CHECK(std::isnan(round_to_bf16(std::numeric_limits<float>::quiet_NaN())));
+  CHECK(std::isnan(bf16_value(bf16_bits(std::bit_cast<float>(0x7F800001u)))));  // a NaN with low payload stays NaN
+  for (float v : {0.1f, -3.7e-5f, 12345.678f, 1e-40f}) CHECK(round_to_bf16(round_to_bf16(v)) == round_to_bf16(v));
+
+  Model<ResNet20<Linear<64, 10>, Image<1, 28, 28>>, backend::Reference> m;
+  const Plan p = build_plan(m.program(), m.parameters());
+  Plan r = p;
+  round_weights(r, Precision::bf16);
+  std::size_t changed = 0;
+  for (const Step& s : r.steps) {
+    if (s.kind != StepKind::conv) continue;
+    for (std::size_t i = s.weight; i < s.weight + static_cast<std::size_t>(s.kd_pad) * s.n_pad; ++i) {
+      CHECK(r.arena[i] == round_to_bf16(p.arena[i]));
+      changed += r.arena[i] != p.arena[i];
+    }
+    for (std::size_t i = s.bias; i < s.bias + static_cast<std::size_t>(s.n_pad); ++i)
+      CHECK(r.arena[i] == p.arena[i]);  // biases stay FP32
+  }
+  CHECK(changed > 0);
+  Plan f = p;
+  round_weights(f, Precision::fp32);
+  CHECK(f.arena == p.arena);
+}
+
 TEST_CASE("real networks: simulated CUDA run of lowered ResNet-18 and ResNet-20 matches the naive oracle") {
-  auto run = [](const auto& m, Extents e, bool tf32, int sm, double tol, const char* what) {
+  auto run = [](const auto& m, Extents e, Precision precision, int sm, double tol, const char* what) {
     const Plan p = build_plan(m.program(), m.parameters());
     std::vector<float> x(e.count());
     for (std::size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>((i * 7919) % 211) / 105.0f - 1.0f;
     for (Stage stage : {Stage::output, Stage::features}) {
       const auto want = ctnn::test::naive_run(m.program(), m.parameters(), x, e, stage);
-      const sim::SimResult got = sim::run_plan(p, m.program(), x, e, stage, tf32, sm);
+      const sim::SimResult got = sim::run_plan(p, m.program(), x, e, stage, precision, sm);
       CHECK(got.inexact_tf32 == 0);
       double diff = 0, scale = 0;
       for (std::size_t i = 0; i < want.size(); ++i) {
@@ -304,8 +340,9 @@ TEST_CASE("real networks: simulated CUDA run of lowered ResNet-18 and ResNet-20 
     }
   };
   Model<ResNet18<Linear<512, 10>>, backend::Reference> r18;
-  run(r18, {1, 3, 32, 40}, false, 16, 1e-5, "ResNet-18 fp32 (split-K)");
+  run(r18, {1, 3, 32, 40}, Precision::fp32, 16, 1e-5, "ResNet-18 fp32 (split-K)");
   Model<ResNet20<Linear<64, 10>, Image<1, 28, 28>>, backend::Reference> r20;
-  run(r20, {2, 1, 28, 28}, false, 4, 1e-5, "ResNet-20 fp32");
-  run(r20, {1, 1, 28, 28}, true, 132, 5e-3, "ResNet-20 tf32");
+  run(r20, {2, 1, 28, 28}, Precision::fp32, 4, 1e-5, "ResNet-20 fp32");
+  run(r20, {1, 1, 28, 28}, Precision::tf32, 132, 5e-3, "ResNet-20 tf32");
+  run(r20, {1, 1, 28, 28}, Precision::bf16, 132, sim::bf16_tolerance, "ResNet-20 bf16");
 }

@@ -66,14 +66,11 @@ void run_block(int threads, const std::function<void(int)>& fn) {
 }
 
 SimResult run_plan(const Plan& plan, const Program& program, std::span<const float> input, Extents shape,
-                   Stage stage, bool tf32, int sm_count, bool legacy_tiles) {
+                   Stage stage, Precision precision, int sm_count, bool legacy_tiles) {
   inexact_tf32_count = 0;
-  Plan rounded;
-  if (tf32) {
-    rounded = plan;
-    round_weights_to_tf32(rounded);
-  }
-  const std::vector<float>& arena = tf32 ? rounded.arena : plan.arena;
+  Plan rounded = plan;
+  round_weights(rounded, precision);
+  const std::vector<float>& arena = rounded.arena;
   std::vector<Extents> e = infer_extents(program, shape);
   std::vector<std::size_t> sizes = slot_sizes(plan, e);
   std::vector<std::vector<float>> slots(sizes.size());
@@ -93,7 +90,7 @@ SimResult run_plan(const Plan& plan, const Program& program, std::span<const flo
   d.sm_count = sm_count;
   d.legacy_tiles = legacy_tiles;
   HostLauncher launch;
-  launch.tf32 = tf32;
+  launch.precision = precision;
   const std::size_t end = stage == Stage::features ? plan.features_steps : plan.steps.size();
   enqueue_steps(plan, e, d, end, launch);
 

@@ -93,6 +93,10 @@ void bench_net(const char* name, bool quick, std::vector<Row>& rows) {
     if (std::string(name) == "resnet18") std::printf("%s\n", model.backend_description().c_str());
     run(model, "tf32");
   }
+  {
+    Model<Net, backend::CudaBF16> model;
+    run(model, "bf16");
+  }
 }
 
 // Whole-network training steps: the step's wall time, the host-side loss included.

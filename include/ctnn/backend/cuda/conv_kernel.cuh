@@ -7,8 +7,10 @@
 //   n = output channel            B = weights repacked by plan.hpp to [K pad 32][N pad 128]
 //
 // One block computes a BM x BN tile of C, walking K in tiles of 32 through a
-// STAGES-deep cp.async pipeline: while the tensor cores (TF32) or the FMA
-// units (FP32) work on one tile, the next ones are in flight. A tiles are
+// STAGES-deep cp.async pipeline: while the tensor cores (TF32, BF16) or the
+// FMA units (FP32) work on one tile, the next ones are in flight. (For BF16
+// the pipeline stays FP32 and each landed tile is converted into a BF16 copy
+// that the fragments load.) A tiles are
 // gathered straight from the input with zero-fill for padding and ragged
 // edges, so no im2col buffer exists. With split-K (blockIdx.z) each block
 // reduces a slice of K into a partial tile; simple_kernels.cuh sums them.
@@ -59,6 +61,14 @@ struct ConvConfig {
   static constexpr int B_CHUNKS = BK * (BN / 4) / NT;
   static constexpr int ROWS_PER_PASS = NT / (BK / 4);
   static constexpr std::size_t smem_bytes = sizeof(float) * static_cast<std::size_t>(STAGES) * STAGE;
+  // BF16 staging after the FP32 stages: two buffers (tile `it` is converted
+  // into buffer it % 2 while other warps may still read tile it - 1). Rows of
+  // BK + 8 and BN + 8 halves keep WMMA pointers 32-byte aligned.
+  static constexpr int LDA16 = BK + 8, LDB16 = BN + 8;
+  static constexpr int A16_STAGE = BM * LDA16, B16_STAGE = BK * LDB16, STAGE16 = A16_STAGE + B16_STAGE;
+  static constexpr std::size_t bf16_bytes = 2 * 2 * static_cast<std::size_t>(STAGE16);
+  static_assert(smem_bytes % 32 == 0 && (2 * A16_STAGE) % 32 == 0 && (2 * STAGE16) % 32 == 0,
+                "BF16 staging buffers start 32-byte aligned");
   static_assert(NT == 32 * WARPS_M * WARPS_N, "one warp per warp tile");
   static_assert(BM % (16 * WARPS_M) == 0 && BN % (16 * WARPS_N) == 0, "warp tiles are whole 16x16 fragments");
   static_assert(A_CHUNKS * NT == BM * (BK / 4) && B_CHUNKS * NT == BK * (BN / 4), "even copy split");
@@ -79,6 +89,10 @@ using Conv64x64 = ConvConfig<64, 64, 128, 2, 2, 3, 0, true>;      // warp tile 3
 using LegacyConv128x128 = ConvConfig<128, 128, 256, 2, 4, 3, 0, false>;
 using LegacyConv128x64 = ConvConfig<128, 64, 128, 2, 2, 3, 0, false>;
 using LegacyConv64x64 = ConvConfig<64, 64, 128, 2, 2, 3, 0, false>;
+
+// Dynamic shared memory of one configuration in one precision.
+template <class Cfg, Precision P>
+inline constexpr std::size_t conv_smem_bytes = Cfg::smem_bytes + (P == Precision::bf16 ? Cfg::bf16_bytes : 0);
 
 // The fused epilogue: bias, residual, activation on four consecutive channels.
 CTNN_DEVICE dev::float4v apply_act(dev::float4v v, int act) {
@@ -113,8 +127,26 @@ CTNN_DEVICE void conv_finish(const ConvArgs& a, dev::float4v v, long m, int n) {
   dev::store4(a.out + at, apply_act(v, a.act));
 }
 
-template <class Cfg, bool TF32>
+// Tensor-core fragments of a precision and the K extent of one MMA.
+template <Precision P>
+struct Mma {  // tf32 (and the unused FP32 case)
+  using A = dev::FragA;
+  using B = dev::FragB;
+  using C = dev::FragC;
+  static constexpr int k = 8;
+};
+template <>
+struct Mma<Precision::bf16> {
+  using A = dev::FragA16;
+  using B = dev::FragB16;
+  using C = dev::FragC16;
+  static constexpr int k = 16;
+};
+
+template <class Cfg, Precision P>
 CTNN_DEVICE void conv_block(const ConvArgs& a, float* smem, int tid, int bx, int by, int bz) {
+  constexpr bool TF32 = P == Precision::tf32, BF16 = P == Precision::bf16, TENSOR = TF32 || BF16;
+  using Frags = Mma<P>;
   constexpr int BM = Cfg::BM, BN = Cfg::BN, BK = Cfg::BK, NT = Cfg::NT, STAGES = Cfg::STAGES;
   constexpr int LDA = Cfg::LDA, LDB = Cfg::LDB, LDC = Cfg::LDC;
   const int m0 = bx * BM, n0 = by * BN;
@@ -185,9 +217,10 @@ CTNN_UNROLL
   const int warp = tid / 32, lane = tid % 32;
   const int wm = warp / Cfg::WARPS_N, wn = warp % Cfg::WARPS_N;
   const int tx = tid % 16, ty = tid / 16;
-  [[maybe_unused]] dev::FragC frag[TF32 ? FM : 1][TF32 ? FN : 1];
-  [[maybe_unused]] float acc[TF32 ? 1 : TM][TF32 ? 1 : TN];
-  if constexpr (TF32) {
+  [[maybe_unused]] typename Frags::C frag[TENSOR ? FM : 1][TENSOR ? FN : 1];
+  [[maybe_unused]] float acc[TENSOR ? 1 : TM][TENSOR ? 1 : TN];
+  [[maybe_unused]] dev::Bf16* const staging = reinterpret_cast<dev::Bf16*>(smem + STAGES * Cfg::STAGE);
+  if constexpr (TENSOR) {
 CTNN_UNROLL
     for (int i = 0; i < FM; ++i)
 CTNN_UNROLL
@@ -199,10 +232,26 @@ CTNN_UNROLL
       for (int j = 0; j < TN; ++j) acc[i][j] = 0.0f;
   }
 
-  auto compute = [&](int stage) {
+  auto compute = [&](int stage, int it) {
     const float* As = smem + stage * Cfg::STAGE;
     const float* Bs = As + Cfg::A_STAGE;
-    if constexpr (TF32) {
+    if constexpr (BF16) {
+      const dev::Bf16* As16 = staging + (it % 2) * Cfg::STAGE16;
+      const dev::Bf16* Bs16 = As16 + Cfg::A16_STAGE;
+CTNN_UNROLL
+      for (int kk = 0; kk < BK; kk += Frags::k) {
+        typename Frags::A fa[FM];
+        typename Frags::B fb[FN];
+CTNN_UNROLL
+        for (int i = 0; i < FM; ++i) dev::frag_load(fa[i], As16 + (wm * WTM + i * 16) * Cfg::LDA16 + kk, Cfg::LDA16);
+CTNN_UNROLL
+        for (int j = 0; j < FN; ++j) dev::frag_load(fb[j], Bs16 + kk * Cfg::LDB16 + wn * WTN + j * 16, Cfg::LDB16);
+CTNN_UNROLL
+        for (int i = 0; i < FM; ++i)
+CTNN_UNROLL
+          for (int j = 0; j < FN; ++j) dev::frag_mma(frag[i][j], fa[i], fb[j]);
+      }
+    } else if constexpr (TF32) {
 CTNN_UNROLL
       for (int kk = 0; kk < BK; kk += 8) {
         dev::FragA fa[FM];
@@ -261,13 +310,33 @@ CTNN_UNROLL
 CTNN_UNROLL
       for (int j = 0; j < Cfg::A_CHUNKS; ++j) dev::round_tf32_4(As + (row0 + j * Cfg::ROWS_PER_PASS) * LDA + kq * 4);
     }
+    if constexpr (BF16) {
+      // Likewise for BF16: this thread converts its own copies of tile `it`
+      // (A and B) into staging buffer it % 2. Whoever still computes tile
+      // it - 1 reads the other buffer; the barrier below publishes this one.
+      const float* As = smem + (it % STAGES) * Cfg::STAGE;
+      const float* Bs = As + Cfg::A_STAGE;
+      dev::Bf16* As16 = staging + (it % 2) * Cfg::STAGE16;
+      dev::Bf16* Bs16 = As16 + Cfg::A16_STAGE;
+CTNN_UNROLL
+      for (int j = 0; j < Cfg::A_CHUNKS; ++j) {
+        const int row = row0 + j * Cfg::ROWS_PER_PASS;
+        dev::to_bf16_4(As16 + row * Cfg::LDA16 + kq * 4, As + row * LDA + kq * 4);
+      }
+CTNN_UNROLL
+      for (int j = 0; j < Cfg::B_CHUNKS; ++j) {
+        const int id = tid + j * NT;
+        const int kr = id / (BN / 4), nq = id % (BN / 4);
+        dev::to_bf16_4(Bs16 + kr * Cfg::LDB16 + nq * 4, Bs + kr * LDB + nq * 4);
+      }
+    }
     // Tile `it` has landed for everyone, and everyone has finished computing
     // on the stage the next prefetch overwrites (it was used at it - 1).
     dev::block_sync();
     const int pre = it + STAGES - 1;
     if (pre < nkt) load_tile(pre % STAGES, kt_begin + pre);
     dev::cp_async_commit();
-    compute(it % STAGES);
+    compute(it % STAGES, it);
   }
   dev::cp_async_wait<0>();
   dev::block_sync();
@@ -275,7 +344,7 @@ CTNN_UNROLL
   // --- epilogue: stage the tile in shared memory, then write whole 16-byte
   // runs of NHWC rows (coalesced) with the fused bias/residual/activation.
   float* Cs = smem;
-  if constexpr (TF32) {
+  if constexpr (TENSOR) {
 CTNN_UNROLL
     for (int i = 0; i < FM; ++i)
 CTNN_UNROLL

@@ -1,6 +1,10 @@
-// The CUDA backend: Model<Net, backend::Cuda> (FP32) and
-// Model<Net, backend::CudaTF32> (TF32 tensor cores) run every inference layer
-// of the ResNet family and the article's heads on an NVIDIA GPU.
+// The CUDA backend: Model<Net, backend::Cuda> (FP32),
+// Model<Net, backend::CudaTF32> (TF32 tensor cores) and
+// Model<Net, backend::CudaBF16> (BF16 tensor cores) run every inference layer
+// of the ResNet family and the article's heads on an NVIDIA GPU. The tensor-
+// core precisions round the conv/linear GEMM operands and accumulate in FP32;
+// activations between layers, BatchNorm (folded), bias, residual and the
+// heads stay FP32 (docs/cuda-backend.md states the error of each).
 //
 // Training: Trainer<…, Model<Net, backend::Cuda>> trains on the GPU through
 // TrainingExecutor (training.cuh); its buffers stay in device memory.
@@ -84,20 +88,19 @@ namespace ctnn::backend {
 
 using CudaError = cuda::Error;
 
-enum class Precision {
-  fp32,  // FP32 FMA: agrees with the reference backend to <= 1e-4 relative
-  tf32,  // TF32 tensor cores, FP32 accumulation (tolerance in docs/cuda-backend.md)
-};
+using cuda::Precision;  // fp32, tf32, bf16 (plan.hpp)
 
 template <Precision P>
 struct CudaT {
   static constexpr Precision precision = P;
-  static constexpr const char* name = P == Precision::fp32 ? "cuda" : "cuda-tf32";
+  static constexpr const char* name = P == Precision::fp32   ? "cuda"
+                                      : P == Precision::tf32 ? "cuda-tf32"
+                                                             : "cuda-bf16";
   // The op kinds this backend runs (Model refuses others: CTNN_BACKEND_CANNOT_RUN).
   // Grouped convolution and option-A shortcuts have no CUDA inference kernel yet: networks with them are refused.
   static constexpr std::uint32_t inference_ops =
       all_ops & ~op_bit(OpKind::grouped_conv) & ~op_bit(OpKind::pad_shortcut);
-  // Training runs in FP32 for both precisions (training.cuh).
+  // Training runs in FP32 for every precision (training.cuh).
   static constexpr std::uint32_t training_ops = inference_ops & cuda::trainable_ops;
 
   class TrainingExecutor : public train::TapeExecutor<cuda::DeviceTrainingKernels> {
@@ -107,8 +110,6 @@ struct CudaT {
   };
 
   class Executor {
-    static constexpr bool tf32 = P == Precision::tf32;
-
     struct Shared {
       std::uint64_t id = 0;  // distinguishes executors even when one reuses another's address
       Program program;
@@ -201,14 +202,14 @@ struct CudaT {
       if (prop.major < 8)
         throw CudaError("ctnn cuda: the GPU '" + s.device_name + "' has compute capability " +
                             std::to_string(prop.major) + "." + std::to_string(prop.minor) +
-                            "; the kernels need 8.0 or newer (cp.async, TF32 tensor cores)",
+                            "; the kernels need 8.0 or newer (cp.async, TF32 and BF16 tensor cores)",
                         cudaErrorInvalidDevice);
       s.legacy_tiles = cuda::legacy_tiles_requested();
-      cuda::prepare_conv_kernels<tf32>(prop, s.legacy_tiles);
+      cuda::prepare_conv_kernels<P>(prop, s.legacy_tiles);
 
       s.program = program;
       s.plan = cuda::build_plan(program, params);
-      if constexpr (tf32) cuda::round_weights_to_tf32(s.plan);  // what every kernel would do to them anyway
+      cuda::round_weights(s.plan, P);  // what every tensor-core kernel would do to them anyway
       const std::size_t bytes = s.plan.arena.size() * sizeof(float);
       s.arena = cuda::device_alloc(bytes, "while uploading the weights");
       CTNN_CUDA_CHECK(cudaMemcpy(s.arena.get(), s.plan.arena.data(), bytes, cudaMemcpyHostToDevice),
@@ -313,7 +314,10 @@ struct CudaT {
       return std::string(name) + ": " + s.device_name + " (sm_" + std::to_string(s.cc_major) +
              std::to_string(s.cc_minor) + ", " + std::to_string(s.sm_count) + " SMs, " +
              std::to_string(s.global_mem >> 20) + " MiB), " +
-             (tf32 ? "TF32 tensor cores (WMMA), FP32 accumulation" : "FP32 FMA") + ", implicit-GEMM convs, " +
+             (P == Precision::tf32   ? "TF32 tensor cores (WMMA), FP32 accumulation"
+              : P == Precision::bf16 ? "BF16 tensor cores (WMMA), FP32 accumulation and activations"
+                                     : "FP32 FMA") +
+             ", implicit-GEMM convs, " +
              std::to_string(s.plan.steps.size()) + " kernels per pass (" + std::to_string(convs) +
              " fused conv/linear), CUDA graphs for repeated shapes" +
              (s.legacy_tiles ? ", legacy conv kernels (CTNN_CUDA_LEGACY_TILES)" : "");
@@ -379,7 +383,7 @@ struct CudaT {
       d.raw_input = ctx.raw_in_;
       d.sm_count = s.sm_count;
       d.legacy_tiles = s.legacy_tiles;
-      cuda::CudaLauncher<tf32> launch{ctx.stream_.get(), s.sm_count, sync_each};
+      cuda::CudaLauncher<P> launch{ctx.stream_.get(), s.sm_count, sync_each};
       const std::size_t end = stage == Stage::features ? s.plan.features_steps : s.plan.steps.size();
       cuda::enqueue_steps(s.plan, ctx.extents_, d, end, launch);
       const int v = stage == Stage::features ? s.plan.features : s.plan.output;
@@ -421,5 +425,6 @@ struct CudaT {
 
 using Cuda = CudaT<Precision::fp32>;
 using CudaTF32 = CudaT<Precision::tf32>;
+using CudaBF16 = CudaT<Precision::bf16>;
 
 }  // namespace ctnn::backend

@@ -18,28 +18,31 @@ namespace ctnn::cuda {
 // Dynamic shared memory starts at the block's shared window (these kernels
 // declare no static shared memory), which keeps WMMA tile pointers 32-byte
 // aligned.
-template <class Cfg, bool TF32>
+template <class Cfg, Precision P>
 __global__ void __launch_bounds__(Cfg::NT, Cfg::MIN_BLOCKS) conv_kernel_resident(ConvArgs a) {
   extern __shared__ __align__(128) float conv_smem[];
-  conv_block<Cfg, TF32>(a, conv_smem, static_cast<int>(threadIdx.x), static_cast<int>(blockIdx.x),
+  conv_block<Cfg, P>(a, conv_smem, static_cast<int>(threadIdx.x), static_cast<int>(blockIdx.x),
                         static_cast<int>(blockIdx.y), static_cast<int>(blockIdx.z));
 }
 // MIN_BLOCKS == 0: no residency request, exactly the legacy kernels' bounds
 // (ptxas allocates differently even for an explicit 1).
-template <class Cfg, bool TF32>
+template <class Cfg, Precision P>
 __global__ void __launch_bounds__(Cfg::NT) conv_kernel_free(ConvArgs a) {
   extern __shared__ __align__(128) float conv_smem[];
-  conv_block<Cfg, TF32>(a, conv_smem, static_cast<int>(threadIdx.x), static_cast<int>(blockIdx.x),
+  conv_block<Cfg, P>(a, conv_smem, static_cast<int>(threadIdx.x), static_cast<int>(blockIdx.x),
                         static_cast<int>(blockIdx.y), static_cast<int>(blockIdx.z));
 }
 // The FP32 kernels keep the legacy bounds: capped at 128 registers their
-// 8x8 register tiles spill.
-template <class Cfg, bool TF32>
+// 8x8 register tiles spill. So do BF16's: with its staging a 128x128 block
+// needs 145 KB of shared memory, one block per multiprocessor whatever the
+// registers, and capped at 128 registers it spilled (ptxas, sm_90), so only
+// TF32 asks for residency.
+template <class Cfg, Precision P>
 constexpr auto conv_kernel() {
-  if constexpr (TF32 && Cfg::MIN_BLOCKS > 0)
-    return &conv_kernel_resident<Cfg, TF32>;
+  if constexpr (P == Precision::tf32 && Cfg::MIN_BLOCKS > 0)
+    return &conv_kernel_resident<Cfg, P>;
   else
-    return &conv_kernel_free<Cfg, TF32>;
+    return &conv_kernel_free<Cfg, P>;
 }
 
 // Grid-stride loops over per-item bodies.
@@ -84,17 +87,19 @@ inline constexpr int item_threads = 256;
 // Raises the dynamic shared-memory limit of the conv kernels of one
 // precision (they need more than the default 48 KB) and checks that this
 // binary holds code for the device.
-template <bool TF32>
+template <Precision P>
 const char* conv_kernel_name(TileConfig c, bool legacy) {
-  static const char* const names[2][2][3] = {
+  static const char* const names[2][3][3] = {
       {{"conv 128x128 fp32", "conv 128x64 fp32", "conv 64x64 fp32"},
-       {"conv 128x128 tf32", "conv 128x64 tf32", "conv 64x64 tf32"}},
+       {"conv 128x128 tf32", "conv 128x64 tf32", "conv 64x64 tf32"},
+       {"conv 128x128 bf16", "conv 128x64 bf16", "conv 64x64 bf16"}},
       {{"conv 128x128 fp32 (legacy)", "conv 128x64 fp32 (legacy)", "conv 64x64 fp32 (legacy)"},
-       {"conv 128x128 tf32 (legacy)", "conv 128x64 tf32 (legacy)", "conv 64x64 tf32 (legacy)"}}};
-  return names[legacy ? 1 : 0][TF32 ? 1 : 0][static_cast<int>(c)];
+       {"conv 128x128 tf32 (legacy)", "conv 128x64 tf32 (legacy)", "conv 64x64 tf32 (legacy)"},
+       {"conv 128x128 bf16 (legacy)", "conv 128x64 bf16 (legacy)", "conv 64x64 bf16 (legacy)"}}};
+  return names[legacy ? 1 : 0][static_cast<int>(P)][static_cast<int>(c)];
 }
 
-template <bool TF32>
+template <Precision P>
 void prepare_conv_kernels(const cudaDeviceProp& prop, bool legacy) {
   auto one = [&](auto kernel, std::size_t bytes, const char* what) {
     cudaFuncAttributes attr{};
@@ -115,17 +120,17 @@ void prepare_conv_kernels(const cudaDeviceProp& prop, bool legacy) {
           std::string("cudaFuncSetAttribute(") + what + ", MaxDynamicSharedMemorySize)", "while preparing the kernels");
   };
   if (legacy) {
-    one(conv_kernel<LegacyConv128x128, TF32>(), LegacyConv128x128::smem_bytes, conv_kernel_name<TF32>(TileConfig::t128x128, true));
-    one(conv_kernel<LegacyConv128x64, TF32>(), LegacyConv128x64::smem_bytes, conv_kernel_name<TF32>(TileConfig::t128x64, true));
-    one(conv_kernel<LegacyConv64x64, TF32>(), LegacyConv64x64::smem_bytes, conv_kernel_name<TF32>(TileConfig::t64x64, true));
+    one(conv_kernel<LegacyConv128x128, P>(), conv_smem_bytes<LegacyConv128x128, P>, conv_kernel_name<P>(TileConfig::t128x128, true));
+    one(conv_kernel<LegacyConv128x64, P>(), conv_smem_bytes<LegacyConv128x64, P>, conv_kernel_name<P>(TileConfig::t128x64, true));
+    one(conv_kernel<LegacyConv64x64, P>(), conv_smem_bytes<LegacyConv64x64, P>, conv_kernel_name<P>(TileConfig::t64x64, true));
   } else {
-    one(conv_kernel<Conv128x128, TF32>(), Conv128x128::smem_bytes, conv_kernel_name<TF32>(TileConfig::t128x128, false));
-    one(conv_kernel<Conv128x64, TF32>(), Conv128x64::smem_bytes, conv_kernel_name<TF32>(TileConfig::t128x64, false));
-    one(conv_kernel<Conv64x64, TF32>(), Conv64x64::smem_bytes, conv_kernel_name<TF32>(TileConfig::t64x64, false));
+    one(conv_kernel<Conv128x128, P>(), conv_smem_bytes<Conv128x128, P>, conv_kernel_name<P>(TileConfig::t128x128, false));
+    one(conv_kernel<Conv128x64, P>(), conv_smem_bytes<Conv128x64, P>, conv_kernel_name<P>(TileConfig::t128x64, false));
+    one(conv_kernel<Conv64x64, P>(), conv_smem_bytes<Conv64x64, P>, conv_kernel_name<P>(TileConfig::t64x64, false));
   }
 }
 
-template <bool TF32>
+template <Precision P>
 struct CudaLauncher {
   cudaStream_t stream = nullptr;
   int sm_count = 1;
@@ -164,11 +169,11 @@ struct CudaLauncher {
   template <class Cfg>
   void conv_with(const ConvArgs& a, const ConvTiling& t, const char* kernel, const Step& s) const {
     const dim3 grid(static_cast<unsigned>(t.grid_m), static_cast<unsigned>(t.grid_n), static_cast<unsigned>(t.splits));
-    conv_kernel<Cfg, TF32>()<<<grid, Cfg::NT, Cfg::smem_bytes, stream>>>(a);
+    conv_kernel<Cfg, P>()<<<grid, Cfg::NT, conv_smem_bytes<Cfg, P>, stream>>>(a);
     after(kernel, s);
   }
   void conv(const ConvArgs& a, const ConvTiling& t, const Step& s) const {
-    const char* name = conv_kernel_name<TF32>(t.config, t.legacy);
+    const char* name = conv_kernel_name<P>(t.config, t.legacy);
     switch (t.config) {
       case TileConfig::t128x128:
         t.legacy ? conv_with<LegacyConv128x128>(a, t, name, s) : conv_with<Conv128x128>(a, t, name, s);

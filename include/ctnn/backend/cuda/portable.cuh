@@ -15,6 +15,7 @@
 #include <cstring>
 
 #if defined(__CUDACC__)
+#include <cuda_bf16.h>
 #include <mma.h>
 #define CTNN_DEVICE __device__ __forceinline__
 #define CTNN_HOST_DEVICE __host__ __device__ __forceinline__  // also for the launch code's arithmetic
@@ -26,7 +27,7 @@
 #endif
 #include <cmath>
 
-#include "ctnn/backend/cuda/plan.hpp"  // round_to_tf32, the host model of cvt.rna.tf32.f32
+#include "ctnn/backend/cuda/plan.hpp"  // round_to_tf32 and bf16_bits: the host models of the conversions
 #define CTNN_DEVICE inline
 #define CTNN_HOST_DEVICE inline
 #define CTNN_UNROLL
@@ -219,6 +220,68 @@ inline void frag_mma(FragC& c, const FragA& a, const FragB& b) {
 }
 // Only lane 0 writes: the warp's lanes all hold the same tile here.
 inline void frag_store(float* p, const FragC& c, unsigned ldm, int lane) {
+  if (lane != 0) return;
+  for (int i = 0; i < 16; ++i)
+    for (int j = 0; j < 16; ++j) p[i * ldm + j] = c.v[i][j];
+}
+#endif
+
+// BF16 tensor-core tiles: 16x16x16, operands row-major in shared memory as
+// BF16, FP32 accumulators. The conv body keeps its FP32 pipeline and converts
+// each landed tile into BF16 staging (to_bf16_4) before the fragment loads.
+#if defined(__CUDACC__)
+using Bf16 = __nv_bfloat16;
+using FragA16 = nvcuda::wmma::fragment<nvcuda::wmma::matrix_a, 16, 16, 16, __nv_bfloat16, nvcuda::wmma::row_major>;
+using FragB16 = nvcuda::wmma::fragment<nvcuda::wmma::matrix_b, 16, 16, 16, __nv_bfloat16, nvcuda::wmma::row_major>;
+using FragC16 = nvcuda::wmma::fragment<nvcuda::wmma::accumulator, 16, 16, 16, float>;
+
+// Four floats (16-byte aligned) to four BF16 (8-byte aligned), round to nearest even.
+CTNN_DEVICE void to_bf16_4(Bf16* dst, const float* src) {
+  const float4 v = *reinterpret_cast<const float4*>(src);
+  __nv_bfloat162 lo = __floats2bfloat162_rn(v.x, v.y);
+  __nv_bfloat162 hi = __floats2bfloat162_rn(v.z, v.w);
+  uint2 packed;
+  packed.x = *reinterpret_cast<unsigned*>(&lo);
+  packed.y = *reinterpret_cast<unsigned*>(&hi);
+  *reinterpret_cast<uint2*>(dst) = packed;
+}
+CTNN_DEVICE void frag_zero(FragC16& c) { nvcuda::wmma::fill_fragment(c, 0.0f); }
+CTNN_DEVICE void frag_load(FragA16& a, const Bf16* p, unsigned ldm) { nvcuda::wmma::load_matrix_sync(a, p, ldm); }
+CTNN_DEVICE void frag_load(FragB16& b, const Bf16* p, unsigned ldm) { nvcuda::wmma::load_matrix_sync(b, p, ldm); }
+CTNN_DEVICE void frag_mma(FragC16& c, const FragA16& a, const FragB16& b) { nvcuda::wmma::mma_sync(c, a, b, c); }
+CTNN_DEVICE void frag_store(float* p, const FragC16& c, unsigned ldm, int /*lane*/) {
+  nvcuda::wmma::store_matrix_sync(p, c, ldm, nvcuda::wmma::mem_row_major);
+}
+#else
+// Host model: BF16 as its 16 bits, converted as cvt.rn.bf16.f32; products
+// of BF16 values are exact in FP32 and summed in FP32.
+struct Bf16 {
+  std::uint16_t bits;
+};
+inline void to_bf16_4(Bf16* dst, const float* src) {
+  for (int i = 0; i < 4; ++i) dst[i].bits = bf16_bits(src[i]);
+}
+struct FragA16 { float v[16][16]; };
+struct FragB16 { float v[16][16]; };
+struct FragC16 { float v[16][16]; };
+inline void frag_zero(FragC16& c) { std::memset(&c, 0, sizeof c); }
+inline void frag_load(FragA16& a, const Bf16* p, unsigned ldm) {
+  for (int i = 0; i < 16; ++i)
+    for (int k = 0; k < 16; ++k) a.v[i][k] = bf16_value(p[i * ldm + k].bits);
+}
+inline void frag_load(FragB16& b, const Bf16* p, unsigned ldm) {
+  for (int k = 0; k < 16; ++k)
+    for (int j = 0; j < 16; ++j) b.v[k][j] = bf16_value(p[k * ldm + j].bits);
+}
+inline void frag_mma(FragC16& c, const FragA16& a, const FragB16& b) {
+  for (int i = 0; i < 16; ++i)
+    for (int j = 0; j < 16; ++j) {
+      float s = c.v[i][j];
+      for (int k = 0; k < 16; ++k) s += a.v[i][k] * b.v[k][j];
+      c.v[i][j] = s;
+    }
+}
+inline void frag_store(float* p, const FragC16& c, unsigned ldm, int lane) {
   if (lane != 0) return;
   for (int i = 0; i < 16; ++i)
     for (int j = 0; j < 16; ++j) p[i * ldm + j] = c.v[i][j];
