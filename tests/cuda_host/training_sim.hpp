@@ -39,14 +39,19 @@ struct DeviceLikeMemory : train::HostMemory {
   static constexpr bool host_visible = false;
 };
 
-struct CudaTrainingSim : backend::Reference {
-  static constexpr const char* name = "cuda training (simulated)";
+// P: the training GEMMs' precision, as backend::Cuda (fp32) or
+// backend::CudaBF16 (bf16) train.
+template <Precision P>
+struct CudaTrainingSimT : backend::Reference {
+  static constexpr const char* name = P == Precision::bf16 ? "cuda bf16 training (simulated)" : "cuda training (simulated)";
   static constexpr std::uint32_t training_ops = trainable_ops;
-  class TrainingExecutor : public train::TapeExecutor<TrainingKernels<TrainingLauncher, DeviceLikeMemory>> {
+  class TrainingExecutor : public train::TapeExecutor<TrainingKernels<TrainingLauncher, DeviceLikeMemory, P>> {
    public:
     TrainingExecutor(const Program& program, std::span<const float> params, std::size_t begin = 0)
-        : TapeExecutor(program, params, begin, "ctnn cuda backend (simulated)") {}
+        : TrainingExecutor::TapeExecutor(program, params, begin, "ctnn cuda backend (simulated)") {}
   };
 };
+using CudaTrainingSim = CudaTrainingSimT<Precision::fp32>;
+using CudaTrainingSimBF16 = CudaTrainingSimT<Precision::bf16>;
 
 }  // namespace ctnn::cuda::sim

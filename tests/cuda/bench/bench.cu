@@ -100,9 +100,9 @@ void bench_net(const char* name, bool quick, std::vector<Row>& rows) {
 }
 
 // Whole-network training steps: the step's wall time, the host-side loss included.
-template <class Net>
+template <class Net, class Backend = backend::Cuda>
 void bench_training(const char* name, Extents e, int iters, std::vector<Row>& rows) {
-  Model<Net, backend::Cuda> model(Init::torchvision, 1);
+  Model<Net, Backend> model(Init::torchvision, 1);
   auto trainer = train::make_trainer<train::CrossEntropy>(model, train::SGD{.lr = 0.01, .momentum = 0.9});
   Tensor x(e);
   for (std::size_t i = 0; i < x.size(); ++i) x.data()[i] = static_cast<float>((i * 2654435761u) % 1000) / 500.0f - 1.0f;
@@ -118,7 +118,7 @@ void bench_training(const char* name, Extents e, int iters, std::vector<Row>& ro
   std::sort(ms.begin(), ms.end());
   Row r;
   r.model = name;
-  r.mode = "train fp32";
+  r.mode = Backend::training_precision == cuda::Precision::bf16 ? "train bf16" : "train fp32";
   r.input = "host";
   r.batch = e.n;
   r.median_ms = ms[ms.size() / 2];
@@ -150,7 +150,10 @@ int main(int argc, char** argv) {
     bench_net<ResNet18<>>("resnet18", quick, rows);
     bench_net<ResNet50<>>("resnet50", quick, rows);
     bench_training<ResNet50<>>("resnet50", {64, 3, 224, 224}, quick ? 3 : 10, rows);
+    bench_training<ResNet50<>, backend::CudaBF16>("resnet50", {64, 3, 224, 224}, quick ? 3 : 10, rows);
     bench_training<ResNet20<Linear<64, 10>, Image<1, 28, 28>>>("resnet20", {128, 1, 28, 28}, quick ? 5 : 30, rows);
+    bench_training<ResNet20<Linear<64, 10>, Image<1, 28, 28>>, backend::CudaBF16>("resnet20", {128, 1, 28, 28},
+                                                                                quick ? 5 : 30, rows);
     if (!csv.empty()) {
       FILE* f = std::fopen(csv.c_str(), "w");
       if (!f) {

@@ -7,7 +7,9 @@
 // heads stay FP32 (docs/cuda-backend.md states the error of each).
 //
 // Training: Trainer<…, Model<Net, backend::Cuda>> trains on the GPU through
-// TrainingExecutor (training.cuh); its buffers stay in device memory.
+// TrainingExecutor (training.cuh); its buffers stay in device memory. With
+// backend::CudaBF16 it trains in BF16 mixed precision (BF16 GEMM operands on
+// the tensor cores; weights, optimiser state and BatchNorm in FP32).
 //
 // Include this header only from translation units that nvcc compiles (.cu);
 // the rest of the library never needs nvcc. It pulls in core headers only (no
@@ -100,13 +102,16 @@ struct CudaT {
   // Grouped convolution and option-A shortcuts have no CUDA inference kernel yet: networks with them are refused.
   static constexpr std::uint32_t inference_ops =
       all_ops & ~op_bit(OpKind::grouped_conv) & ~op_bit(OpKind::pad_shortcut);
-  // Training runs in FP32 for every precision (training.cuh).
+  // Training (training.cuh): FP32 for Cuda and CudaTF32; for CudaBF16 BF16
+  // mixed precision (BF16 GEMM operands on the tensor cores, FP32 accumulation,
+  // FP32 master weights, optimiser state, activations and BatchNorm).
   static constexpr std::uint32_t training_ops = inference_ops & cuda::trainable_ops;
+  static constexpr Precision training_precision = P == Precision::bf16 ? Precision::bf16 : Precision::fp32;
 
-  class TrainingExecutor : public train::TapeExecutor<cuda::DeviceTrainingKernels> {
+  class TrainingExecutor : public train::TapeExecutor<cuda::DeviceTrainingKernels<training_precision>> {
    public:
     TrainingExecutor(const Program& program, std::span<const float> params, std::size_t begin = 0)
-        : TapeExecutor(program, params, begin, "ctnn cuda backend") {}
+        : TrainingExecutor::TapeExecutor(program, params, begin, "ctnn cuda backend") {}
   };
 
   class Executor {

@@ -14,6 +14,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "ctnn/backend/cuda/precision.hpp"  // Precision; round_to_tf32 and bf16_bits model the conversions
+
 #if defined(__CUDACC__)
 #include <cuda_bf16.h>
 #include <mma.h>
@@ -26,8 +28,6 @@
 #error "ctnn/backend/cuda kernels compile with nvcc, or with g++ only inside the kernel simulator (tests/cuda_host)"
 #endif
 #include <cmath>
-
-#include "ctnn/backend/cuda/plan.hpp"  // round_to_tf32 and bf16_bits: the host models of the conversions
 #define CTNN_DEVICE inline
 #define CTNN_HOST_DEVICE inline
 #define CTNN_UNROLL
@@ -245,7 +245,13 @@ CTNN_DEVICE void to_bf16_4(Bf16* dst, const float* src) {
   packed.y = *reinterpret_cast<unsigned*>(&hi);
   *reinterpret_cast<uint2*>(dst) = packed;
 }
+// The training GEMM stages A k-major (element (i, k) at p[k * ldm + i]).
+using FragA16c = nvcuda::wmma::fragment<nvcuda::wmma::matrix_a, 16, 16, 16, __nv_bfloat16, nvcuda::wmma::col_major>;
+
+CTNN_DEVICE Bf16 to_bf16(float x) { return __float2bfloat16_rn(x); }
 CTNN_DEVICE void frag_zero(FragC16& c) { nvcuda::wmma::fill_fragment(c, 0.0f); }
+CTNN_DEVICE void frag_load(FragA16c& a, const Bf16* p, unsigned ldm) { nvcuda::wmma::load_matrix_sync(a, p, ldm); }
+CTNN_DEVICE void frag_mma(FragC16& c, const FragA16c& a, const FragB16& b) { nvcuda::wmma::mma_sync(c, a, b, c); }
 CTNN_DEVICE void frag_load(FragA16& a, const Bf16* p, unsigned ldm) { nvcuda::wmma::load_matrix_sync(a, p, ldm); }
 CTNN_DEVICE void frag_load(FragB16& b, const Bf16* p, unsigned ldm) { nvcuda::wmma::load_matrix_sync(b, p, ldm); }
 CTNN_DEVICE void frag_mma(FragC16& c, const FragA16& a, const FragB16& b) { nvcuda::wmma::mma_sync(c, a, b, c); }
@@ -261,10 +267,16 @@ struct Bf16 {
 inline void to_bf16_4(Bf16* dst, const float* src) {
   for (int i = 0; i < 4; ++i) dst[i].bits = bf16_bits(src[i]);
 }
+inline Bf16 to_bf16(float x) { return {bf16_bits(x)}; }
 struct FragA16 { float v[16][16]; };
+struct FragA16c : FragA16 {};  // the same tile, loaded from k-major storage
 struct FragB16 { float v[16][16]; };
 struct FragC16 { float v[16][16]; };
 inline void frag_zero(FragC16& c) { std::memset(&c, 0, sizeof c); }
+inline void frag_load(FragA16c& a, const Bf16* p, unsigned ldm) {
+  for (int i = 0; i < 16; ++i)
+    for (int k = 0; k < 16; ++k) a.v[i][k] = bf16_value(p[k * ldm + i].bits);
+}
 inline void frag_load(FragA16& a, const Bf16* p, unsigned ldm) {
   for (int i = 0; i < 16; ++i)
     for (int k = 0; k < 16; ++k) a.v[i][k] = bf16_value(p[i * ldm + k].bits);

@@ -32,7 +32,7 @@ __global__ void training_items_kernel(Body body, long count) {
 
 template <class Body>
 __global__ void __launch_bounds__(Body::threads) training_block_kernel(Body body) {
-  extern __shared__ __align__(16) double training_smem[];
+  extern __shared__ __align__(128) double training_smem[];  // WMMA tiles need 32-byte alignment
   body.block(training_smem, static_cast<int>(threadIdx.x), static_cast<int>(blockIdx.x),
              static_cast<int>(blockIdx.y), static_cast<int>(blockIdx.z));
 }
@@ -135,6 +135,7 @@ struct DeviceBuffers {
   }
 };
 
-using DeviceTrainingKernels = TrainingKernels<TrainingLauncher, DeviceBuffers>;
+template <Precision P = Precision::fp32>
+using DeviceTrainingKernels = TrainingKernels<TrainingLauncher, DeviceBuffers, P>;
 
 }  // namespace ctnn::cuda

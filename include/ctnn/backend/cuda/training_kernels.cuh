@@ -171,11 +171,73 @@ struct ConvBackwardWeights {
   }
 };
 
+// The same tiles on BF16 tensor cores (mixed precision): every gathered
+// operand is rounded to BF16 (cvt.rn) as it is staged, the 8 warps each
+// multiply one 16-row strip of A with two 16-column strips of B per 16-deep
+// step (one m16n16k16 MMA each), and accumulate in FP32. The result tile
+// goes through shared memory to the same per-thread store as the FP32 body,
+// so a problem's store() (bias, accumulation, slices) is shared.
+inline constexpr int gemm_ld16 = gemm_tile + 8;  // BF16 rows: WMMA pointers 32-byte aligned, ldm a multiple of 8
+inline constexpr int gemm_bf16_smem_bytes = gemm_tile * gemm_stride * static_cast<int>(sizeof(float));
+static_assert(2 * gemm_depth * gemm_ld16 * 2 <= gemm_bf16_smem_bytes, "the staged operands fit the result tile's space");
+static_assert(gemm_depth == 16 && gemm_threads == 8 * 32, "one 16-deep MMA per step, 8 warps over 4 x 4 fragments");
+
 template <class P>
+CTNN_DEVICE void gemm_block_bf16(const P& p, void* smem, int tid, int bx, int by, int bz) {
+  dev::Bf16* as = static_cast<dev::Bf16*>(smem);  // A(i, k) at k * gemm_ld16 + i
+  dev::Bf16* bs = as + gemm_depth * gemm_ld16;      // B(k, j) at k * gemm_ld16 + j
+  float* cs = static_cast<float*>(smem);           // after the K walk: C(i, j) at i * gemm_stride + j
+  const long j0 = static_cast<long>(bx) * gemm_tile, i0 = static_cast<long>(by) * gemm_tile;
+  long kb = 0, ke = 0;
+  p.k_range(bz, kb, ke);
+  const int warp = tid / 32, lane = tid % 32;
+  const int fi = warp / 2, fj = (warp % 2) * 2;  // this warp's fragments: row strip fi, column strips fj, fj + 1
+  dev::FragC16 acc[2];
+  dev::frag_zero(acc[0]);
+  dev::frag_zero(acc[1]);
+  for (long k0 = kb; k0 < ke; k0 += gemm_depth) {
+    CTNN_UNROLL
+    for (int e = 0; e < 4; ++e) {
+      const int at = tid + e * gemm_threads;
+      const int kk = at / gemm_tile, ii = at % gemm_tile;
+      const long k = k0 + kk;
+      as[kk * gemm_ld16 + ii] = dev::to_bf16(i0 + ii < p.m && k < ke ? p.a(bz, i0 + ii, k) : 0.0f);
+      bs[kk * gemm_ld16 + ii] = dev::to_bf16(j0 + ii < p.n && k < ke ? p.b(bz, k, j0 + ii) : 0.0f);
+    }
+    dev::block_sync();
+    dev::FragA16c fa;
+    dev::frag_load(fa, as + fi * 16, gemm_ld16);
+    CTNN_UNROLL
+    for (int c = 0; c < 2; ++c) {
+      dev::FragB16 fb;
+      dev::frag_load(fb, bs + (fj + c) * 16, gemm_ld16);
+      dev::frag_mma(acc[c], fa, fb);
+    }
+    dev::block_sync();
+  }
+  CTNN_UNROLL
+  for (int c = 0; c < 2; ++c) dev::frag_store(cs + fi * 16 * gemm_stride + (fj + c) * 16, acc[c], gemm_stride, lane);
+  dev::block_sync();
+  const int tx = tid % 16, ty = tid / 16;
+  for (int r = 0; r < 4; ++r)
+    for (int c = 0; c < 4; ++c) {
+      const long i = i0 + ty + 16 * r, j = j0 + tx + 16 * c;
+      if (i < p.m && j < p.n) p.store(bz, i, j, cs[(ty + 16 * r) * gemm_stride + tx + 16 * c]);
+    }
+}
+
+// One GEMM problem as a block body, in FP32 (CUDA cores) or BF16 (tensor cores).
+template <class P, Precision Prec = Precision::fp32>
 struct Gemm {
-  static constexpr int threads = gemm_threads, smem_bytes = gemm_smem_bytes;
+  static constexpr bool bf16 = Prec == Precision::bf16;
+  static constexpr int threads = gemm_threads, smem_bytes = bf16 ? gemm_bf16_smem_bytes : gemm_smem_bytes;
   P p;
-  CTNN_DEVICE void block(void* smem, int tid, int bx, int by, int bz) const { gemm_block(p, smem, tid, bx, by, bz); }
+  CTNN_DEVICE void block(void* smem, int tid, int bx, int by, int bz) const {
+    if constexpr (bf16)
+      gemm_block_bf16(p, smem, tid, bx, by, bz);
+    else
+      gemm_block(p, smem, tid, bx, by, bz);
+  }
 };
 
 // grad[i] += sum over slices, slice 0 first.

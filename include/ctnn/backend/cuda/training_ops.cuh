@@ -30,8 +30,12 @@ namespace ctnn::cuda {
 // The op kinds these kernels train.
 inline constexpr std::uint32_t trainable_ops = all_ops;
 
-template <class Launch, class Mem>
+// `Prec` is the GEMMs' arithmetic: FP32, or BF16 mixed precision (operands
+// rounded to BF16 on the tensor cores, FP32 accumulation; parameters,
+// gradients, optimiser state, activations and BatchNorm stay FP32).
+template <class Launch, class Mem, Precision Prec = Precision::fp32>
 class TrainingKernels {
+  static_assert(Prec != Precision::tf32, "training GEMMs run in FP32 or BF16");
   using Shape = training::ConvShape;
 
  public:
@@ -231,7 +235,7 @@ class TrainingKernels {
     const Shape s = shape_of(op, x.shape, y.shape);
     const training::ConvForward p{s, x.data, params + op.weight, op.bias == no_param ? nullptr : params + op.bias,
                                   y.data, s.cout_g(), static_cast<long>(s.n) * s.out_area()};
-    launch_.blocks(training::Gemm<training::ConvForward>{p}, tiles(p.n), tiles(p.m), s.groups, "training conv",
+    launch_.blocks(training::Gemm<training::ConvForward, Prec>{p}, tiles(p.n), tiles(p.m), s.groups, "training conv",
                    op.name);
   }
 
@@ -241,7 +245,7 @@ class TrainingKernels {
     const Slices sl = weight_slices(s);
     const training::ConvBackwardWeights w{s, x.data, dy.data, partial_.data(), sl.count, sl.length, s.cout_g(),
                                           s.taps()};
-    launch_.blocks(training::Gemm<training::ConvBackwardWeights>{w}, tiles(w.n), tiles(w.m),
+    launch_.blocks(training::Gemm<training::ConvBackwardWeights, Prec>{w}, tiles(w.n), tiles(w.m),
                    static_cast<long>(s.groups) * sl.count, "weight gradient", op.name);
     const training::WeightGradientSum sum{partial_.data(), grads + op.weight, static_cast<long>(weight_floats(op)),
                                           sl.count};
@@ -254,7 +258,7 @@ class TrainingKernels {
     if (!dx.data) return;
     const training::ConvBackwardData d{s, dy.data, params + op.weight, dx.data, acc, s.cin_g(),
                                        static_cast<long>(s.n) * s.in_area()};
-    launch_.blocks(training::Gemm<training::ConvBackwardData>{d}, tiles(d.n), tiles(d.m), s.groups,
+    launch_.blocks(training::Gemm<training::ConvBackwardData, Prec>{d}, tiles(d.n), tiles(d.m), s.groups,
                    "input gradient", op.name);
   }
 
