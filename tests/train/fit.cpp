@@ -132,6 +132,39 @@ TEST_CASE("fit: a validation-free run and the epoch record's JSON") {
                        "ctnn: resuming at epoch 1 with a history of 0 epochs", std::invalid_argument);
 }
 
+TEST_CASE("fit: head-only training on cached features equals the uncached run, bit for bit") {
+  // 20 images in batches of 8 (a short last batch), shuffled per epoch: the
+  // first epoch fills the cache, the others train on it in other orders.
+  const data::ImageDataset train = images(20, 1), val = images(12, 2);
+  auto run = [&](bool cache) {
+    Model<Net, backend::Cpu> model(Init::torchvision, 2);
+    auto trainer = make_trainer<CrossEntropy>(model, Adam{.lr = 1e-2},
+                                              TrainOptions{.scope = Scope::head_only, .seed = 3});
+    data::Batches batches(train, 8, 5);
+    const FitResult r = fit(trainer, batches, &val,
+                            {.epochs = 3, .progress = ProgressStyle::quiet, .cache_features = cache});
+    return std::pair(r.history, std::vector<float>(model.parameters().begin(), model.parameters().end()));
+  };
+  const auto [plain, plain_params] = run(false);
+  const auto [cached, cached_params] = run(true);
+  REQUIRE(cached.size() == 3);
+  for (std::size_t e = 0; e < 3; ++e) {
+    CAPTURE(e);
+    CHECK(cached[e].train_loss == plain[e].train_loss);
+    CHECK(cached[e].train_accuracy == plain[e].train_accuracy);
+    CHECK(cached[e].val_loss == plain[e].val_loss);
+  }
+  CHECK(plain[2].train_loss < plain[0].train_loss);  // the head learns
+  CHECK(cached_params == plain_params);
+
+  // Caching features of a backbone that trains would train on stale features.
+  Model<Net, backend::Cpu> model(Init::torchvision, 2);
+  auto whole = make(model);
+  data::Batches batches(train, 8, 5);
+  CHECK_THROWS_WITH_AS(fit(whole, batches, nullptr, {.epochs = 1, .progress = ProgressStyle::quiet, .cache_features = true}),
+                       doctest::Contains("cache_features needs head-only training"), std::invalid_argument);
+}
+
 TEST_CASE("confusion matrix: counts, accuracies, merging, the table") {
   ConfusionMatrix m(3);
   const int pairs[][2] = {{0, 0}, {0, 0}, {0, 1}, {1, 1}, {2, 0}, {2, 2}, {2, 2}, {2, 1}};

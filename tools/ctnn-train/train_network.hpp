@@ -121,7 +121,9 @@ int fit_and_report(const Options& o, const DataSets& d, M& model, Opt optimizer,
                              .checkpoint = o.checkpoint,
                              .best = o.best,
                              .patience = o.patience,
-                             .positive_class = d.positive_class};
+                             .positive_class = d.positive_class,
+                             // a frozen backbone on unaugmented images: its features once, not every epoch
+                             .cache_features = o.train_head && o.augment == "none"};
   const ctnn::data::ImageDataset* validation = &d.test;  // or, distributed, this process's part of it
   [[maybe_unused]] ctnn::data::ImageDataset shard;
 #if defined(CTNN_TRAIN_WITH_MPI)

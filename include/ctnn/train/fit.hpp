@@ -55,6 +55,12 @@ struct FitOptions {
   std::size_t patience = 0;               // stop after this many epochs without a better validation accuracy; 0: never
   double min_delta = 0;                   // how much higher (as a fraction, 0.001 = 0.1 point) counts as better
   int positive_class = -1;                // a binary loss (BCE): the label that means 1
+  // Head-only training on batches without augmentation: the frozen backbone
+  // gives an image the same features in every epoch, so compute them once
+  // (the first time the image is drawn) and train the head on the cache. The
+  // same steps bit for bit, without the backbone's forward pass after the
+  // first epoch; costs images x features floats of memory.
+  bool cache_features = false;
   // Data-parallel drivers: sum {loss x images, correct, images} of the epoch
   // over processes; merge validation confusion matrices. Identity by default.
   std::function<void(double& loss_sum, double& correct, double& images)> reduce_epoch{};
@@ -85,6 +91,49 @@ inline void write_log(const std::filesystem::path& path, const std::vector<Epoch
   for (const EpochRecord& r : history) text += json_line(r) + "\n";
   write_text_file(path, text);
 }
+// fit's feature cache (FitOptions::cache_features), per data-set image.
+class FeatureCache {
+ public:
+  // The features of batch x: from the cache where every image of it has
+  // them, else computed by `trainer` (and kept).
+  template <class T>
+  ConstTensorView of(T& trainer, const data::Batch& x) {
+    const std::size_t n = x.indices.size();
+    if (n == 0 || n != x.images.shape.n)
+      throw std::invalid_argument("ctnn: caching features needs batches that say which images they hold");
+    bool cached = width_ > 0;
+    for (std::size_t i = 0; cached && i < n; ++i) cached = x.indices[i] < have_.size() && have_[x.indices[i]];
+    if (!cached) {
+      const ConstTensorView f = trainer.features(x.images);
+      width_ = f.shape.per_item();
+      for (std::size_t i = 0; i < n; ++i) {
+        const std::size_t at = x.indices[i];
+        if (at >= have_.size()) {
+          have_.resize(at + 1, 0);
+          values_.resize(have_.size() * width_);
+        }
+        std::copy(f.data + i * width_, f.data + (i + 1) * width_, values_.begin() + static_cast<std::ptrdiff_t>(at * width_));
+        have_[at] = 1;
+      }
+      shape_ = f.shape;
+      return f;
+    }
+    if (batch_.size() < n * width_) batch_ = Tensor(Extents{n, shape_.c, shape_.h, shape_.w});
+    for (std::size_t i = 0; i < n; ++i) {
+      const float* src = values_.data() + x.indices[i] * width_;
+      std::copy(src, src + width_, batch_.data() + i * width_);
+    }
+    return {batch_.data(), Extents{n, shape_.c, shape_.h, shape_.w}};
+  }
+
+ private:
+  std::size_t width_ = 0;
+  Extents shape_{};
+  std::vector<float> values_;
+  std::vector<char> have_;
+  Tensor batch_;
+};
+
 }  // namespace detail
 
 // `batches`: data::Batches, data::PrefetchedBatches, or anything with
@@ -99,6 +148,10 @@ FitResult fit(Trainer<Loss, Net, Backend, Opt>& trainer, Source& batches, const 
   if (start.history.size() != start.epoch)
     throw std::invalid_argument("ctnn: resuming at epoch " + std::to_string(start.epoch) + " with a history of " +
                                 std::to_string(start.history.size()) + " epochs");
+  if (o.cache_features && trainer.scope() != Scope::head_only)
+    throw std::invalid_argument("ctnn: cache_features needs head-only training (Scope::head_only): a trained "
+                                "backbone changes the features every step");
+  detail::FeatureCache cache;
   FitResult result;
   result.history = std::move(start.history);
   std::tie(result.best_epoch, result.best_accuracy) = detail::best_of(result.history, o.min_delta);
@@ -123,7 +176,9 @@ FitResult fit(Trainer<Loss, Net, Backend, Opt>& trainer, Source& batches, const 
     for (std::size_t b = first; b < batches.count(); ++b) {
       const data::Batch x = batches.get(b);
       const double n = static_cast<double>(x.labels.size());
-      loss_sum += trainer.step(x.images, targets.of(x.labels)) * n;
+      loss_sum += (o.cache_features ? trainer.step_on_features(cache.of(trainer, x), targets.of(x.labels))
+                                    : trainer.step(x.images, targets.of(x.labels))) *
+                  n;
       correct += static_cast<double>(trainer.last_correct());
       images += n;
       bar.update(b + 1 - first, loss_sum / images, correct / images, static_cast<std::size_t>(images));

@@ -199,7 +199,12 @@ class Trainer {
     return scope == Scope::head_only ? model.program().features_end : 0;
   }
 
-  ConstTensorView model_features(ConstTensorView images) {
+  ConstTensorView model_features(ConstTensorView images) { return features(images); }
+
+ public:
+  // The frozen backbone's features of `images` (N x F x 1 x 1, eval mode), as
+  // head-only steps compute them; valid until the next call.
+  ConstTensorView features(ConstTensorView images) {
     if (!ctx_ || capacity_.batch < images.shape.n || capacity_.height < images.shape.h ||
         capacity_.width < images.shape.w) {
       capacity_ = {images.shape.n, images.shape.h, images.shape.w};
@@ -207,6 +212,8 @@ class Trainer {
     }
     return model_.features(images, *ctx_);
   }
+
+ private:
 
   double run(ConstTensorView input, const Targets& targets) {
     // Training mode for the ops being trained (Dropout draws masks, BatchNorm uses batch
