@@ -29,6 +29,23 @@ inline constexpr int gemm_tile = 64, gemm_depth = 16, gemm_threads = 256;
 inline constexpr int gemm_stride = gemm_tile + 4;  // shared-memory row, padded
 inline constexpr int gemm_smem_bytes = 2 * gemm_depth * gemm_stride * static_cast<int>(sizeof(float));
 
+// Stages step k0's 16 x 64 slices of A and B k-major into shared memory
+// (rows of `ld` elements), zero outside the problem: FP32 as they are, or
+// rounded to BF16 (cvt.rn) for the tensor cores.
+CTNN_DEVICE void put(float& to, float v) { to = v; }
+CTNN_DEVICE void put(dev::Bf16& to, float v) { to = dev::to_bf16(v); }
+template <class P, class T>
+CTNN_DEVICE void stage_operands(const P& p, T* as, T* bs, int ld, long i0, long j0, long k0, long ke, int bz, int tid) {
+  CTNN_UNROLL
+  for (int e = 0; e < 4; ++e) {
+    const int at = tid + e * gemm_threads;
+    const int kk = at / gemm_tile, ii = at % gemm_tile;
+    const long k = k0 + kk;
+    put(as[kk * ld + ii], i0 + ii < p.m && k < ke ? p.a(bz, i0 + ii, k) : 0.0f);
+    put(bs[kk * ld + ii], j0 + ii < p.n && k < ke ? p.b(bz, k, j0 + ii) : 0.0f);
+  }
+}
+
 template <class P>
 CTNN_DEVICE void gemm_block(const P& p, void* smem, int tid, int bx, int by, int bz) {
   float* as = static_cast<float*>(smem);
@@ -39,14 +56,7 @@ CTNN_DEVICE void gemm_block(const P& p, void* smem, int tid, int bx, int by, int
   const int tx = tid % 16, ty = tid / 16;
   float acc[4][4] = {};
   for (long k0 = kb; k0 < ke; k0 += gemm_depth) {
-    CTNN_UNROLL
-    for (int e = 0; e < 4; ++e) {
-      const int at = tid + e * gemm_threads;
-      const int kk = at / gemm_tile, ii = at % gemm_tile;
-      const long k = k0 + kk;
-      as[kk * gemm_stride + ii] = i0 + ii < p.m && k < ke ? p.a(bz, i0 + ii, k) : 0.0f;
-      bs[kk * gemm_stride + ii] = j0 + ii < p.n && k < ke ? p.b(bz, k, j0 + ii) : 0.0f;
-    }
+    stage_operands(p, as, bs, gemm_stride, i0, j0, k0, ke, bz, tid);
     dev::block_sync();
     CTNN_UNROLL
     for (int kk = 0; kk < gemm_depth; ++kk) {
@@ -196,14 +206,7 @@ CTNN_DEVICE void gemm_block_bf16(const P& p, void* smem, int tid, int bx, int by
   dev::frag_zero(acc[0]);
   dev::frag_zero(acc[1]);
   for (long k0 = kb; k0 < ke; k0 += gemm_depth) {
-    CTNN_UNROLL
-    for (int e = 0; e < 4; ++e) {
-      const int at = tid + e * gemm_threads;
-      const int kk = at / gemm_tile, ii = at % gemm_tile;
-      const long k = k0 + kk;
-      as[kk * gemm_ld16 + ii] = dev::to_bf16(i0 + ii < p.m && k < ke ? p.a(bz, i0 + ii, k) : 0.0f);
-      bs[kk * gemm_ld16 + ii] = dev::to_bf16(j0 + ii < p.n && k < ke ? p.b(bz, k, j0 + ii) : 0.0f);
-    }
+    stage_operands(p, as, bs, gemm_ld16, i0, j0, k0, ke, bz, tid);
     dev::block_sync();
     dev::FragA16c fa;
     dev::frag_load(fa, as + fi * 16, gemm_ld16);
