@@ -10,11 +10,14 @@ namespace ctnn::cuda::sim {
 
 namespace {
 thread_local std::barrier<>* current_barrier = nullptr;
+thread_local int current_lane = 0;  // outside a simulated block: lane 0
 std::atomic<long> inexact_tf32_count{0};
 }
 
 void note_inexact_tf32() { inexact_tf32_count.fetch_add(1, std::memory_order_relaxed); }
 long inexact_tf32_seen() { return inexact_tf32_count.load(); }
+
+int lane() { return current_lane; }
 
 void block_sync() {
   if (!current_barrier) throw std::logic_error("block_sync outside a simulated block");
@@ -30,6 +33,7 @@ class BlockThreads {
     for (int t = 0; t < threads; ++t)
       workers_.emplace_back([this, t] {
         current_barrier = &block_;
+        current_lane = t % 32;
         for (;;) {
           start_.arrive_and_wait();
           if (stop_) return;

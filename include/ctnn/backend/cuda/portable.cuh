@@ -34,6 +34,7 @@
 #define CTNN_UNROLL_4
 namespace ctnn::cuda::sim {
 void block_sync();  // defined by the simulator: a barrier over the simulated block
+int lane();         // defined by the simulator: this simulated thread's lane in its warp
 void note_inexact_tf32();  // defined by the simulator: an exact fragment load met an unrounded value
 }
 #endif
@@ -177,18 +178,22 @@ CTNN_DEVICE void frag_store(float* p, const FragC& c, unsigned ldm, int /*lane*/
   nvcuda::wmma::store_matrix_sync(p, c, ldm, nvcuda::wmma::mem_row_major);
 }
 #else
-// Host model: every lane holds the whole tile; TF32 rounding as cvt.rna
-// (round to nearest, ties away from zero, 10 mantissa bits kept).
+// Host model: a warp's whole tile lives in its lane 0, which alone loads,
+// multiplies and stores it (the other lanes' calls return: a 32-fold
+// saving, nothing else differs); TF32 rounding as cvt.rna (round to
+// nearest, ties away from zero, 10 mantissa bits kept).
 inline float to_tf32(float x) { return round_to_tf32(x); }
 struct FragA { float v[16][8]; };
 struct FragB { float v[8][16]; };
 struct FragC { float v[16][16]; };
 inline void frag_zero(FragC& c) { std::memset(&c, 0, sizeof c); }
 inline void frag_load(FragA& a, const float* p, unsigned ldm) {
+  if (sim::lane() != 0) return;  // the tile lives in lane 0, which alone stores it
   for (int i = 0; i < 16; ++i)
     for (int k = 0; k < 8; ++k) a.v[i][k] = to_tf32(p[i * ldm + k]);
 }
 inline void frag_load(FragB& b, const float* p, unsigned ldm) {
+  if (sim::lane() != 0) return;  // the tile lives in lane 0, which alone stores it
   for (int k = 0; k < 8; ++k)
     for (int j = 0; j < 16; ++j) b.v[k][j] = to_tf32(p[k * ldm + j]);
 }
@@ -200,10 +205,12 @@ inline float exact_tf32(float x) {
   return x;
 }
 inline void frag_load_exact(FragA& a, const float* p, unsigned ldm) {
+  if (sim::lane() != 0) return;  // the tile lives in lane 0, which alone stores it
   for (int i = 0; i < 16; ++i)
     for (int k = 0; k < 8; ++k) a.v[i][k] = exact_tf32(p[i * ldm + k]);
 }
 inline void frag_load_exact(FragB& b, const float* p, unsigned ldm) {
+  if (sim::lane() != 0) return;  // the tile lives in lane 0, which alone stores it
   for (int k = 0; k < 8; ++k)
     for (int j = 0; j < 16; ++j) b.v[k][j] = exact_tf32(p[k * ldm + j]);
 }
@@ -211,6 +218,7 @@ inline void round_tf32_4(float* p) {
   for (int i = 0; i < 4; ++i) p[i] = to_tf32(p[i]);
 }
 inline void frag_mma(FragC& c, const FragA& a, const FragB& b) {
+  if (sim::lane() != 0) return;  // the tile lives in lane 0, which alone stores it
   for (int i = 0; i < 16; ++i)
     for (int j = 0; j < 16; ++j) {
       float s = c.v[i][j];
@@ -218,7 +226,7 @@ inline void frag_mma(FragC& c, const FragA& a, const FragB& b) {
       c.v[i][j] = s;
     }
 }
-// Only lane 0 writes: the warp's lanes all hold the same tile here.
+// Only lane 0 holds the tile, so only lane 0 writes.
 inline void frag_store(float* p, const FragC& c, unsigned ldm, int lane) {
   if (lane != 0) return;
   for (int i = 0; i < 16; ++i)
@@ -274,18 +282,22 @@ struct FragB16 { float v[16][16]; };
 struct FragC16 { float v[16][16]; };
 inline void frag_zero(FragC16& c) { std::memset(&c, 0, sizeof c); }
 inline void frag_load(FragA16c& a, const Bf16* p, unsigned ldm) {
+  if (sim::lane() != 0) return;  // the tile lives in lane 0, which alone stores it
   for (int i = 0; i < 16; ++i)
     for (int k = 0; k < 16; ++k) a.v[i][k] = bf16_value(p[k * ldm + i].bits);
 }
 inline void frag_load(FragA16& a, const Bf16* p, unsigned ldm) {
+  if (sim::lane() != 0) return;  // the tile lives in lane 0, which alone stores it
   for (int i = 0; i < 16; ++i)
     for (int k = 0; k < 16; ++k) a.v[i][k] = bf16_value(p[i * ldm + k].bits);
 }
 inline void frag_load(FragB16& b, const Bf16* p, unsigned ldm) {
+  if (sim::lane() != 0) return;  // the tile lives in lane 0, which alone stores it
   for (int k = 0; k < 16; ++k)
     for (int j = 0; j < 16; ++j) b.v[k][j] = bf16_value(p[k * ldm + j].bits);
 }
 inline void frag_mma(FragC16& c, const FragA16& a, const FragB16& b) {
+  if (sim::lane() != 0) return;  // the tile lives in lane 0, which alone stores it
   for (int i = 0; i < 16; ++i)
     for (int j = 0; j < 16; ++j) {
       float s = c.v[i][j];
