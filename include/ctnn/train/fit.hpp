@@ -101,34 +101,35 @@ class FeatureCache {
     const std::size_t n = x.indices.size();
     if (n == 0 || n != x.images.shape.n)
       throw std::invalid_argument("ctnn: caching features needs batches that say which images they hold");
-    bool cached = width_ > 0;
+    const std::size_t width = item_.per_item();
+    bool cached = width > 0;
     for (std::size_t i = 0; cached && i < n; ++i) cached = x.indices[i] < have_.size() && have_[x.indices[i]];
     if (!cached) {
       const ConstTensorView f = trainer.features(x.images);
-      width_ = f.shape.per_item();
+      item_ = {1, f.shape.c, f.shape.h, f.shape.w};
+      const std::size_t w = item_.per_item();
       for (std::size_t i = 0; i < n; ++i) {
         const std::size_t at = x.indices[i];
         if (at >= have_.size()) {
           have_.resize(at + 1, 0);
-          values_.resize(have_.size() * width_);
+          values_.resize(have_.size() * w);
         }
-        std::copy(f.data + i * width_, f.data + (i + 1) * width_, values_.begin() + static_cast<std::ptrdiff_t>(at * width_));
+        std::copy(f.data + i * w, f.data + (i + 1) * w, values_.begin() + static_cast<std::ptrdiff_t>(at * w));
         have_[at] = 1;
       }
-      shape_ = f.shape;
       return f;
     }
-    if (batch_.size() < n * width_) batch_ = Tensor(Extents{n, shape_.c, shape_.h, shape_.w});
+    const Extents shape{n, item_.c, item_.h, item_.w};
+    if (batch_.size() < shape.count()) batch_ = Tensor(shape);
     for (std::size_t i = 0; i < n; ++i) {
-      const float* src = values_.data() + x.indices[i] * width_;
-      std::copy(src, src + width_, batch_.data() + i * width_);
+      const float* src = values_.data() + x.indices[i] * width;
+      std::copy(src, src + width, batch_.data() + i * width);
     }
-    return {batch_.data(), Extents{n, shape_.c, shape_.h, shape_.w}};
+    return {batch_.data(), shape};
   }
 
  private:
-  std::size_t width_ = 0;
-  Extents shape_{};
+  Extents item_{0, 0, 0, 0};  // one image's features (empty until the first batch)
   std::vector<float> values_;
   std::vector<char> have_;
   Tensor batch_;

@@ -123,7 +123,7 @@ class Trainer {
 
   // One optimisation step on a batch; returns the batch's mean loss (before the step).
   double step(ConstTensorView images, const Targets& targets) {
-    if (scope_ == Scope::head_only) return step_on_features(model_features(images), targets);
+    if (scope_ == Scope::head_only) return step_on_features(features(images), targets);
     return run(images, targets);
   }
 
@@ -135,7 +135,7 @@ class Trainer {
 
   // The loss in eval mode (running statistics, no dropout), changing nothing.
   double loss(ConstTensorView images, const Targets& targets) {
-    const ConstTensorView input = scope_ == Scope::head_only ? model_features(images) : images;
+    const ConstTensorView input = scope_ == Scope::head_only ? features(images) : images;
     SplitMix64 unused(0);
     const ConstTensorView y = executor_.forward(input, Mode::eval, unused);
     return Loss::value(y, targets, executor_.output_gradient(), options_.loss);
@@ -199,8 +199,6 @@ class Trainer {
     return scope == Scope::head_only ? model.program().features_end : 0;
   }
 
-  ConstTensorView model_features(ConstTensorView images) { return features(images); }
-
  public:
   // The frozen backbone's features of `images` (N x F x 1 x 1, eval mode), as
   // head-only steps compute them; valid until the next call.
@@ -214,7 +212,6 @@ class Trainer {
   }
 
  private:
-
   double run(ConstTensorView input, const Targets& targets) {
     // Training mode for the ops being trained (Dropout draws masks, BatchNorm uses batch
     // statistics); a frozen backbone already ran in eval mode to produce the features.
