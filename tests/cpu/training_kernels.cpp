@@ -25,6 +25,7 @@ struct Case {
   int cin, cout, kernel, stride, padding;
   std::size_t n, h, w;
   bool bias;
+  int groups = 1;
 };
 
 std::vector<float> random(std::size_t count, std::uint64_t seed) {
@@ -45,10 +46,11 @@ double relative_error(const std::vector<float>& a, const std::vector<float>& b) 
 }
 
 void check_conv(const Case& c) {
-  INFO("conv " << c.cin << "->" << c.cout << " k" << c.kernel << " s" << c.stride << " p" << c.padding << " on "
-               << c.n << "x" << c.h << "x" << c.w << std::string(c.bias ? " with bias" : ""));
+  INFO("conv " << c.cin << "->" << c.cout << " k" << c.kernel << " s" << c.stride << " p" << c.padding << " g"
+               << c.groups << " on " << c.n << "x" << c.h << "x" << c.w << std::string(c.bias ? " with bias" : ""));
   Op op;
-  op.kind = OpKind::conv;
+  op.kind = c.groups > 1 ? OpKind::grouped_conv : OpKind::conv;
+  op.groups = c.groups;
   op.input = 0;
   op.output = 1;
   op.in_channels = c.cin;
@@ -57,7 +59,7 @@ void check_conv(const Case& c) {
   op.stride = c.stride;
   op.padding = c.padding;
   op.name = "conv";
-  const std::size_t weights = static_cast<std::size_t>(c.cout * c.cin * c.kernel * c.kernel);
+  const std::size_t weights = static_cast<std::size_t>(c.cout * (c.cin / c.groups) * c.kernel * c.kernel);
   op.weight = 0;
   if (c.bias) op.bias = weights;
   Program p;
@@ -127,6 +129,15 @@ TEST_CASE("cpu conv training kernels match the reference loops, op by op") {
       {16, 32, 3, 2, 1, 16, 24, 22, false}, // strided
       {16, 32, 1, 2, 0, 10, 32, 30, false}, // strided 1x1
       {16, 16, 5, 1, 2, 4, 24, 24, false},  // 5x5
+      // Forward and input gradient over images set side by side as one product's columns (small maps),
+      // the rows cut into blocks for the threads:
+      {32, 96, 3, 1, 1, 45, 2, 2, true},    // 2x2 maps: 32 images per product, a ragged last stack, a bias
+      {64, 80, 3, 2, 1, 21, 5, 3, false},   // strided, 3x2 outputs: col2im over stacked images
+      {48, 72, 1, 2, 0, 13, 7, 5, false},   // strided 1x1 on a small map
+      {32, 40, 1, 1, 0, 17, 3, 5, true},    // pointwise, stacked
+      {16, 16, 3, 1, 1, 11, 7, 7, false},   // "same" 3x3 on 7x7: stacked rather than direct
+      {24, 36, 3, 1, 1, 9, 4, 6, false, 6}, // grouped (6 groups of 4 -> 6), stacked
+      {32, 32, 3, 2, 1, 5, 9, 9, true, 8},  // grouped and strided, one image per product
   };
   for (const Case& c : cases) check_conv(c);
 }

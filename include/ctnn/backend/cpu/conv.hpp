@@ -75,24 +75,28 @@ namespace detail {
 
 using conv_tile_fn = void (*)(const ConvTileArgs&, const float*, float*, float*, const float*, const float*, int);
 
-// The register-tile widths compiled for each instruction set: the widest
-// that fits, and roughly its half and quarter for narrow rows. Few variants
-// keep the backend cheap to compile; the tile planner overlaps or masks the
-// last tile of a row instead.
-template <class Arch>
-inline constexpr std::array<int, 3> tile_pixels = {conv_max_pixels<Arch>, (conv_max_pixels<Arch> + 1) / 2,
-                                                   std::max(1, (conv_max_pixels<Arch> + 3) / 4)};
+// The register-tile widths compiled for each instruction set and block
+// count: the widest that fits, and roughly its half and quarter for narrow
+// rows (one-block tiles: twice the pair's widest, capped by the registers,
+// then the pair's widths). Few variants keep the backend cheap to compile;
+// the tile planner overlaps or masks the last tile of a row instead.
+template <class Arch, int Blocks = conv_tile_blocks>
+inline constexpr std::array<int, 3> tile_pixels =
+    Blocks == 1 ? std::array<int, 3>{std::min(conv_max_pixels<Arch, 1>, 2 * conv_max_pixels<Arch>),
+                                     conv_max_pixels<Arch>, (conv_max_pixels<Arch> + 1) / 2}
+                : std::array<int, 3>{conv_max_pixels<Arch>, (conv_max_pixels<Arch> + 1) / 2,
+                                     std::max(1, (conv_max_pixels<Arch> + 3) / 4)};
 
-// Relative throughput of each tile width (its load:FMA ratio is (P+2):2P).
+// Relative throughput of each tile width (a pair's load:FMA ratio is (P+2):2P).
 inline constexpr std::array<double, 3> tile_efficiency = {1.0, 0.95, 0.8};
 
-template <class Arch, int S, int L>
+template <class Arch, int S, int L, int Blocks>
 conv_tile_fn tile_kernel(int which) {
-  constexpr auto P = tile_pixels<Arch>;
+  constexpr auto P = tile_pixels<Arch, Blocks>;
   switch (which) {
-    case 0: return &conv_tile<Arch, P[0], S, L>;
-    case 1: return &conv_tile<Arch, P[1], S, L>;
-    default: return &conv_tile<Arch, P[2], S, L>;
+    case 0: return &conv_tile<Arch, P[0], S, L, Blocks>;
+    case 1: return &conv_tile<Arch, P[1], S, L, Blocks>;
+    default: return &conv_tile<Arch, P[2], S, L, Blocks>;
   }
 }
 
@@ -105,12 +109,12 @@ struct RowTiling {
   int tiles = 1;
 };
 
-template <class Arch>
+template <class Arch, int Blocks = conv_tile_blocks>
 RowTiling plan_row(int out_w) {
   RowTiling best{};
   double best_cost = 0;
   for (int k = 0; k < 3; ++k) {
-    const int p = detail::tile_pixels<Arch>[static_cast<std::size_t>(k)];
+    const int p = detail::tile_pixels<Arch, Blocks>[static_cast<std::size_t>(k)];
     const int tiles = (out_w + p - 1) / p;
     const double cost = tiles * p / detail::tile_efficiency[static_cast<std::size_t>(k)];
     if (k == 0 || cost < best_cost) {
@@ -122,36 +126,38 @@ RowTiling plan_row(int out_w) {
 }
 
 // Floats a consumer convolution may read past the end of its input's last
-// row: a tile wider than the row reads whole tile widths.
+// row: a tile wider than the row reads whole tile widths (the widest tile
+// is a one-block tile's).
 template <class Arch>
 constexpr std::size_t conv_read_slack(int stride, int lanes, int kernel) {
-  return static_cast<std::size_t>((conv_max_pixels<Arch> * stride + kernel) * lanes);
+  return static_cast<std::size_t>((detail::tile_pixels<Arch, 1>[0] * stride + kernel) * lanes);
 }
 
 namespace detail {
 
 // The tile kernel for a convolution and the tile width it uses on rows of
-// `out_w` pixels. Specialised kernels for the blocked layout at stride 1 and
-// 2 and for an RGB stem; anything else (other strides, plain or other narrow
-// inputs) takes the generic kernel, which reads stride and lanes at run time.
-template <class Arch>
+// `out_w` pixels, for tiles of `Blocks` output blocks. Specialised kernels
+// for the blocked layout at stride 1 and 2 and for an RGB stem; anything else
+// (other strides, plain or other narrow inputs) takes the generic kernel,
+// which reads stride and lanes at run time.
+template <class Arch, int Blocks = conv_tile_blocks>
 conv_tile_fn select_kernel(const ConvSpec& c, int out_w, int& pixels) {
   constexpr int B = block_width<Arch>;
-  const RowTiling tiling = plan_row<Arch>(out_w);
+  const RowTiling tiling = plan_row<Arch, Blocks>(out_w);
   conv_tile_fn kernel = nullptr;
   if (c.in_lanes == B && c.stride == 1) {
-    kernel = tile_kernel<Arch, 1, B>(tiling.which);
+    kernel = tile_kernel<Arch, 1, B, Blocks>(tiling.which);
   } else if (c.in_lanes == B && c.stride == 2) {
-    kernel = tile_kernel<Arch, 2, B>(tiling.which);
+    kernel = tile_kernel<Arch, 2, B, Blocks>(tiling.which);
   } else if constexpr (B > 3) {
-    if (c.in_lanes == 3 && c.stride == 2) kernel = tile_kernel<Arch, 2, 3>(tiling.which);
+    if (c.in_lanes == 3 && c.stride == 2) kernel = tile_kernel<Arch, 2, 3, Blocks>(tiling.which);
   }
   if (kernel) {
     pixels = tiling.pixels;
     return kernel;
   }
-  pixels = tile_pixels<Arch>[2];
-  return tile_kernel<Arch, 0, 0>(2);
+  pixels = tile_pixels<Arch, Blocks>[2];
+  return tile_kernel<Arch, 0, 0, Blocks>(2);
 }
 
 inline ConvTileArgs tile_args(const ConvSpec& c, const Layout& in) {
@@ -179,9 +185,10 @@ void run_conv(const ConvSpec& c, const float* arena, const Layout& in, const Lay
   const int items = static_cast<int>(out.n);
   const int out_blocks = static_cast<int>(out.blocks());
 
-  int pixels = 1;
-  const detail::conv_tile_fn kernel = detail::select_kernel<Arch>(c, out_w, pixels);
-  const int tiles = (out_w + pixels - 1) / pixels;
+  // Pairs of output blocks, and the lone last block of an odd count.
+  int pair_pixels = 1, single_pixels = 1;
+  const detail::conv_tile_fn pair_kernel = detail::select_kernel<Arch>(c, out_w, pair_pixels);
+  const detail::conv_tile_fn single_kernel = detail::select_kernel<Arch, 1>(c, out_w, single_pixels);
   const ConvTileArgs base = detail::tile_args(c, in);
 
   // One output row of one item and one output-block pair; `prefetch` (or
@@ -194,6 +201,8 @@ void run_conv(const ConvSpec& c, const float* arena, const Layout& in, const Lay
     a.prefetch_lines = prefetch_lines;
     const std::size_t b0 = static_cast<std::size_t>(2 * g), b1 = b0 + 1;
     const bool second = static_cast<int>(b1) < out_blocks;
+    const detail::conv_tile_fn kernel = second ? pair_kernel : single_kernel;
+    const int pixels = second ? pair_pixels : single_pixels, tiles = (out_w + pixels - 1) / pixels;
     const std::ptrdiff_t iy = static_cast<std::ptrdiff_t>(oh) * c.stride - c.padding;
     const auto i = static_cast<std::size_t>(n);
     for (int tile = 0; tile < tiles; ++tile) {

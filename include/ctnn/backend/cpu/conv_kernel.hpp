@@ -1,7 +1,9 @@
 // Direct convolution on the channel-blocked layout (oneDNN's nChw16c idea):
 // activations are [n][c / B][h][w][B] with B = one vector of floats, weights
 // are packed per pair of output blocks as [ib][kh][kw][l][2][B]. A register
-// tile holds 2 output blocks x P output pixels of one row; the whole
+// tile holds 2 output blocks x P output pixels of one row (1 block x about
+// 2P for the lone last block of an odd count, so that a 16-channel layer
+// does not spend half its FMAs on the pair's zero padding); the whole
 // reduction over input channels and kernel taps stays in registers, and the
 // epilogue (bias, residual add, ReLU) runs once on the registers before the
 // single store. Each output element is produced by exactly one tile with a
@@ -23,11 +25,11 @@ inline namespace CTNN_CPU_ISA {
 // (P + 2) : 2P while leaving room for P up to 14 on AVX-512.
 inline constexpr int conv_tile_blocks = 2;
 
-// The largest P that fits the register file: 2P accumulators, 2 weight
-// vectors, 1 broadcast, and a temporary when a*b+c is not fused.
-template <class Arch>
+// The largest P that fits the register file: Blocks x P accumulators,
+// Blocks weight vectors, 1 broadcast, and a temporary when a*b+c is not fused.
+template <class Arch, int Blocks = conv_tile_blocks>
 inline constexpr int conv_max_pixels =
-    (simd<Arch>::registers - conv_tile_blocks - 1 - (simd<Arch>::native_fma ? 0 : 1)) / conv_tile_blocks;
+    (simd<Arch>::registers - Blocks - 1 - (simd<Arch>::native_fma ? 0 : 1)) / Blocks;
 
 // Per-convolution arguments shared by all tiles of one step.
 struct ConvTileArgs {
@@ -59,31 +61,38 @@ template <int N, class F>
 }
 }  // namespace detail
 
-// One register tile: P consecutive output pixels of one row, two output
-// blocks. `in` points at the input pixel under the tile's first output pixel
-// and first kernel tap (border included); out0/out1 (and res0/res1, if
-// non-null) at the tile's first output pixel in blocks 0 and 1. out1 is null
-// when the pair's second block is only padding of an odd block count. Only
-// the first `valid` pixels are stored (rows narrower than P).
-// S and L are compile-time stride and lanes; 0 means "read from args".
-// `flatten` inlines every helper and lambda into the kernel: one call left
-// out of line (the compiler's choice, which varies with the translation
+// One register tile: P consecutive output pixels of one row, `Blocks` (2, or
+// 1 for a pair whose second block is only padding) output blocks. `in`
+// points at the input pixel under the tile's first output pixel and first
+// kernel tap (border included); out0/out1 (and res0/res1, if non-null) at the
+// tile's first output pixel in blocks 0 and 1; out1 is not written by a
+// one-block tile. Only the first `valid` pixels are stored (rows narrower
+// than P). S and L are compile-time stride and lanes; 0 means "read from
+// args". `flatten` inlines every helper and lambda into the kernel: one call
+// left out of line (the compiler's choice, which varies with the translation
 // unit) would send the accumulators through memory and cost 5x.
-template <class Arch, int P, int S, int L>
+template <class Arch, int P, int S, int L, int Blocks = conv_tile_blocks>
 [[gnu::flatten]] void conv_tile(const ConvTileArgs& a, const float* in, float* out0, float* out1, const float* res0,
                                 const float* res1, int valid) noexcept {
+  static_assert(Blocks == 1 || Blocks == 2, "weights are packed per pair of output blocks");
   using V = simd<Arch>;
   using vec = typename V::vec;
   constexpr int B = V::width;
   const int lanes = L ? L : a.lanes;
   const std::ptrdiff_t px = static_cast<std::ptrdiff_t>(S ? S : a.stride) * lanes;  // input floats per output pixel
 
-  vec acc0[P], acc1[P];
-  detail::unroll<P>([&](auto j) {
-    acc0[j] = V::zero();
-    acc1[j] = V::zero();
-  });
+  vec acc[Blocks][P];
+  detail::unroll<Blocks>([&](auto b) { detail::unroll<P>([&](auto j) { acc[b][j] = V::zero(); }); });
 
+  // One input lane of one tap: every pixel's input value broadcast once, into every block.
+  const auto step = [&](const float* x, const float* w, int l) {
+    vec wv[Blocks];
+    detail::unroll<Blocks>([&](auto b) { wv[b] = V::load(w + b * B); });
+    detail::unroll<P>([&](auto j) {
+      const vec xb = V::set1(x[j * px + l]);
+      detail::unroll<Blocks>([&](auto b) { acc[b][j] = V::fma(wv[b], xb, acc[b][j]); });
+    });
+  };
   const float* w = a.weights;
   for (int ib = 0; ib < a.in_blocks; ++ib) {
     if (a.prefetch)
@@ -95,49 +104,29 @@ template <class Arch, int P, int S, int L>
         const float* x = in_r + kw * lanes;
         if constexpr (L != 0) {
 #pragma GCC unroll 4
-          for (int l = 0; l < L; ++l) {
-            const vec w0 = V::load(w), w1 = V::load(w + B);
-            w += 2 * B;
-            detail::unroll<P>([&](auto j) {
-              const vec xb = V::set1(x[j * px + l]);
-              acc0[j] = V::fma(w0, xb, acc0[j]);
-              acc1[j] = V::fma(w1, xb, acc1[j]);
-            });
-          }
+          for (int l = 0; l < L; ++l, w += 2 * B) step(x, w, l);
         } else {
-          for (int l = 0; l < lanes; ++l) {
-            const vec w0 = V::load(w), w1 = V::load(w + B);
-            w += 2 * B;
-            detail::unroll<P>([&](auto j) {
-              const vec xb = V::set1(x[j * px + l]);
-              acc0[j] = V::fma(w0, xb, acc0[j]);
-              acc1[j] = V::fma(w1, xb, acc1[j]);
-            });
-          }
+          for (int l = 0; l < lanes; ++l, w += 2 * B) step(x, w, l);
         }
       }
     }
   }
 
   // Epilogue: bias (BatchNorm folded in), residual, ReLU, one store.
-  const vec b0 = V::load(a.bias), b1 = V::load(a.bias + B);
   const vec zero = V::zero();
-  detail::unroll<P>([&](auto j) {
-    if (j >= valid) return;
-    vec y0 = acc0[j] + b0;
-    if (res0) y0 = y0 + V::load(res0 + j * B);
-    if (a.relu) y0 = V::max(y0, zero);
-    V::store(out0 + j * B, y0);
-  });
-  if (out1) {
+  detail::unroll<Blocks>([&](auto b) {
+    float* out = b == 0 ? out0 : out1;
+    const float* res = b == 0 ? res0 : res1;
+    if (!out) return;
+    const vec bias = V::load(a.bias + b * B);
     detail::unroll<P>([&](auto j) {
       if (j >= valid) return;
-      vec y1 = acc1[j] + b1;
-      if (res1) y1 = y1 + V::load(res1 + j * B);
-      if (a.relu) y1 = V::max(y1, zero);
-      V::store(out1 + j * B, y1);
+      vec y = acc[b][j] + bias;
+      if (res) y = y + V::load(res + j * B);
+      if (a.relu) y = V::max(y, zero);
+      V::store(out + j * B, y);
     });
-  }
+  });
 }
 
 }  // namespace CTNN_CPU_ISA

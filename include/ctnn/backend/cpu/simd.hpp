@@ -106,11 +106,74 @@ struct simd {
   // A compare and blend: xsimd::max on AVX-512 trips g++ 12's
   // -Wmaybe-uninitialized inside the intrinsic header.
   static vec max(vec a, vec b) noexcept { return xsimd::select(a < b, b, a); }
-  // Transposes the width x width block held in rows[0 .. width), in place,
-  // through an L1-resident tile (xsimd's zip_lo/zip_hi interleave within
-  // 128-bit lanes on x86, so they do not compose into a transpose there).
-  // Reorders between NCHW and the blocked layout use it.
+  // Transposes the width x width block held in rows[0 .. width), in place:
+  // reorders between NCHW and the blocked layout use it. On AVX-512 and AVX
+  // in registers (interleave pairs, then quads, then 128-bit lanes); other
+  // widths through an L1-resident tile (xsimd 8's zip_lo/zip_hi interleave
+  // within 128-bit lanes on x86, so they do not compose into a transpose).
   static void transpose(vec* rows) noexcept {
+#if defined(__AVX512F__)
+    if constexpr (width == 16) {
+      // The masked forms with every lane selected: the plain intrinsics pass
+      // g++ 12 an undefined source operand, which -Wmaybe-uninitialized reports.
+      constexpr __mmask16 all = 0xFFFF;
+      constexpr __mmask8 all_pd = 0xFF;
+      const auto lo = [](__m512 a, __m512 b) { return _mm512_mask_unpacklo_ps(a, all, a, b); };
+      const auto hi = [](__m512 a, __m512 b) { return _mm512_mask_unpackhi_ps(a, all, a, b); };
+      const auto lo_pd = [](__m512 a, __m512 b) {
+        const __m512d x = _mm512_castps_pd(a);
+        return _mm512_castpd_ps(_mm512_mask_unpacklo_pd(x, all_pd, x, _mm512_castps_pd(b)));
+      };
+      const auto hi_pd = [](__m512 a, __m512 b) {
+        const __m512d x = _mm512_castps_pd(a);
+        return _mm512_castpd_ps(_mm512_mask_unpackhi_pd(x, all_pd, x, _mm512_castps_pd(b)));
+      };
+      const auto lanes_even = [](__m512 a, __m512 b) { return _mm512_mask_shuffle_f32x4(a, all, a, b, 0x88); };
+      const auto lanes_odd = [](__m512 a, __m512 b) { return _mm512_mask_shuffle_f32x4(a, all, a, b, 0xDD); };
+      __m512 t[16], u[16];
+      for (int i = 0; i < 16; i += 2) {
+        t[i] = lo(rows[i], rows[i + 1]);
+        t[i + 1] = hi(rows[i], rows[i + 1]);
+      }
+      // u[4i + j], 128-bit lane L: rows 4i .. 4i+3 of column 4L + j.
+      for (int i = 0; i < 16; i += 4) {
+        u[i] = lo_pd(t[i], t[i + 2]);
+        u[i + 1] = hi_pd(t[i], t[i + 2]);
+        u[i + 2] = lo_pd(t[i + 1], t[i + 3]);
+        u[i + 3] = hi_pd(t[i + 1], t[i + 3]);
+      }
+      for (int j = 0; j < 4; ++j) {  // lane L of u[j], u[4 + j], u[8 + j], u[12 + j]: column 4L + j
+        const __m512 even_lo = lanes_even(u[j], u[4 + j]), odd_lo = lanes_odd(u[j], u[4 + j]);
+        const __m512 even_hi = lanes_even(u[8 + j], u[12 + j]), odd_hi = lanes_odd(u[8 + j], u[12 + j]);
+        rows[j] = lanes_even(even_lo, even_hi);
+        rows[8 + j] = lanes_odd(even_lo, even_hi);
+        rows[4 + j] = lanes_even(odd_lo, odd_hi);
+        rows[12 + j] = lanes_odd(odd_lo, odd_hi);
+      }
+      return;
+    }
+#endif
+#if defined(__AVX__)
+    if constexpr (width == 8) {
+      __m256 t[8], q[8];
+      for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_ps(rows[i], rows[i + 1]);
+        t[i + 1] = _mm256_unpackhi_ps(rows[i], rows[i + 1]);
+      }
+      // q[4h + j], 128-bit lane L: rows 4h .. 4h+3 of column 4L + j.
+      for (int h = 0; h < 8; h += 4) {
+        q[h] = _mm256_shuffle_ps(t[h], t[h + 2], 0x44);
+        q[h + 1] = _mm256_shuffle_ps(t[h], t[h + 2], 0xEE);
+        q[h + 2] = _mm256_shuffle_ps(t[h + 1], t[h + 3], 0x44);
+        q[h + 3] = _mm256_shuffle_ps(t[h + 1], t[h + 3], 0xEE);
+      }
+      for (int j = 0; j < 4; ++j) {
+        rows[j] = _mm256_permute2f128_ps(q[j], q[4 + j], 0x20);
+        rows[4 + j] = _mm256_permute2f128_ps(q[j], q[4 + j], 0x31);
+      }
+      return;
+    }
+#endif
     alignas(64) float tile[width * width];
     for (int r = 0; r < width; ++r) rows[r].store_aligned(tile + r * width);
     for (int r = 0; r < width; ++r) {
