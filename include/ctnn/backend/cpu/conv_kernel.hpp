@@ -81,18 +81,15 @@ template <class Arch, int P, int S, int L, int Blocks = conv_tile_blocks>
   const int lanes = L ? L : a.lanes;
   const std::ptrdiff_t px = static_cast<std::ptrdiff_t>(S ? S : a.stride) * lanes;  // input floats per output pixel
 
-  vec acc[Blocks][P];
-  detail::unroll<Blocks>([&](auto b) { detail::unroll<P>([&](auto j) { acc[b][j] = V::zero(); }); });
+  // Two flat accumulator arrays (the second unused by a one-block tile):
+  // g++ keeps them in registers, where a 2-D array went through the stack in
+  // one of the kernel's clones.
+  vec acc0[P], acc1[P];
+  detail::unroll<P>([&](auto j) {
+    acc0[j] = V::zero();
+    if constexpr (Blocks > 1) acc1[j] = V::zero();
+  });
 
-  // One input lane of one tap: every pixel's input value broadcast once, into every block.
-  const auto step = [&](const float* x, const float* w, int l) {
-    vec wv[Blocks];
-    detail::unroll<Blocks>([&](auto b) { wv[b] = V::load(w + b * B); });
-    detail::unroll<P>([&](auto j) {
-      const vec xb = V::set1(x[j * px + l]);
-      detail::unroll<Blocks>([&](auto b) { acc[b][j] = V::fma(wv[b], xb, acc[b][j]); });
-    });
-  };
   const float* w = a.weights;
   for (int ib = 0; ib < a.in_blocks; ++ib) {
     if (a.prefetch)
@@ -102,11 +99,31 @@ template <class Arch, int P, int S, int L, int Blocks = conv_tile_blocks>
       const float* in_r = in_b + kh * a.in_row;
       for (int kw = 0; kw < a.kernel; ++kw) {
         const float* x = in_r + kw * lanes;
+        // Per input lane: the blocks' weight vectors, then every pixel's
+        // input value broadcast once into every block. (Written out twice
+        // rather than through a shared lambda: g++ then spills the RGB
+        // stem's accumulators.)
         if constexpr (L != 0) {
 #pragma GCC unroll 4
-          for (int l = 0; l < L; ++l, w += 2 * B) step(x, w, l);
+          for (int l = 0; l < L; ++l) {
+            const vec w0 = V::load(w), w1 = Blocks > 1 ? V::load(w + B) : w0;
+            w += 2 * B;
+            detail::unroll<P>([&](auto j) {
+              const vec xb = V::set1(x[j * px + l]);
+              acc0[j] = V::fma(w0, xb, acc0[j]);
+              if constexpr (Blocks > 1) acc1[j] = V::fma(w1, xb, acc1[j]);
+            });
+          }
         } else {
-          for (int l = 0; l < lanes; ++l, w += 2 * B) step(x, w, l);
+          for (int l = 0; l < lanes; ++l) {
+            const vec w0 = V::load(w), w1 = Blocks > 1 ? V::load(w + B) : w0;
+            w += 2 * B;
+            detail::unroll<P>([&](auto j) {
+              const vec xb = V::set1(x[j * px + l]);
+              acc0[j] = V::fma(w0, xb, acc0[j]);
+              if constexpr (Blocks > 1) acc1[j] = V::fma(w1, xb, acc1[j]);
+            });
+          }
         }
       }
     }
@@ -114,19 +131,25 @@ template <class Arch, int P, int S, int L, int Blocks = conv_tile_blocks>
 
   // Epilogue: bias (BatchNorm folded in), residual, ReLU, one store.
   const vec zero = V::zero();
-  detail::unroll<Blocks>([&](auto b) {
-    float* out = b == 0 ? out0 : out1;
-    const float* res = b == 0 ? res0 : res1;
-    if (!out) return;
-    const vec bias = V::load(a.bias + b * B);
-    detail::unroll<P>([&](auto j) {
-      if (j >= valid) return;
-      vec y = acc[b][j] + bias;
-      if (res) y = y + V::load(res + j * B);
-      if (a.relu) y = V::max(y, zero);
-      V::store(out + j * B, y);
-    });
+  const vec b0 = V::load(a.bias);
+  detail::unroll<P>([&](auto j) {
+    if (j >= valid) return;
+    vec y0 = acc0[j] + b0;
+    if (res0) y0 = y0 + V::load(res0 + j * B);
+    if (a.relu) y0 = V::max(y0, zero);
+    V::store(out0 + j * B, y0);
   });
+  if constexpr (Blocks > 1)
+    if (out1) {
+      const vec b1 = V::load(a.bias + B);
+      detail::unroll<P>([&](auto j) {
+        if (j >= valid) return;
+        vec y1 = acc1[j] + b1;
+        if (res1) y1 = y1 + V::load(res1 + j * B);
+        if (a.relu) y1 = V::max(y1, zero);
+        V::store(out1 + j * B, y1);
+      });
+    }
 }
 
 }  // namespace CTNN_CPU_ISA
