@@ -14,11 +14,9 @@
 
 #include <ctnn/backend/cpu/cpu.hpp>
 
+#include "bench_threads.hpp"
 #include "fma_peak.hpp"
 
-#if defined(_OPENMP)
-#include <omp.h>
-#endif
 
 namespace {
 
@@ -139,12 +137,7 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-#if defined(_OPENMP)
-  if (threads <= 0) threads = omp_get_max_threads();
-  omp_set_num_threads(threads);
-#else
-  threads = 1;
-#endif
+  threads = ctnn::bench::use_threads(threads);
   if (batch == 0 || runs <= 0) return 2;
   const double peak = ctnn::bench::fma_peak_gflops(threads);
   if (!json)

@@ -29,11 +29,8 @@
 #include <ctnn/backend/cpu/cpu.hpp>
 #include <ctnn/ctnn.hpp>
 
+#include "bench_threads.hpp"
 #include "fma_peak.hpp"
-
-#if defined(_OPENMP)
-#include <omp.h>
-#endif
 
 namespace {
 
@@ -280,12 +277,7 @@ int train_on(const Options& o) {
 
 int main(int argc, char** argv) {
   Options o = parse(argc, argv);
-#if defined(_OPENMP)
-  if (o.threads == 0) o.threads = omp_get_max_threads();
-  omp_set_num_threads(o.threads);
-#else
-  o.threads = 1;
-#endif
+  o.threads = ctnn::bench::use_threads(o.threads);
   try {
     if (o.train) {
       if (!o.size_given) o.size = o.model == "resnet20" ? 28 : 64;

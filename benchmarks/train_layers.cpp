@@ -15,11 +15,9 @@
 
 #include <ctnn/ctnn.hpp>
 
+#include "bench_threads.hpp"
 #include "fma_peak.hpp"
 
-#if defined(_OPENMP)
-#include <omp.h>
-#endif
 
 namespace {
 
@@ -129,12 +127,7 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-#if defined(_OPENMP)
-  if (threads <= 0) threads = omp_get_max_threads();
-  omp_set_num_threads(threads);
-#else
-  threads = 1;
-#endif
+  threads = ctnn::bench::use_threads(threads);
   if (runs <= 0) return 2;
   const double peak = ctnn::bench::fma_peak_gflops(threads);
   if (!json)

@@ -3,17 +3,20 @@
 // Values stay NCHW between ops (the tape and the skeleton are
 // train/tape_executor.hpp's). A dense convolution whose channels fill vector
 // blocks runs forward, and a "same" stride-1 one also backward-data, on the
-// inference backend's direct kernels in the blocked layout (direct_conv), and
-// on large maps its weight gradient from that layout too (weight_tile).
+// inference backend's direct kernels in the blocked layout (direct_conv),
+// unless its map is too small for their one-row register tiles; on large
+// maps its weight gradient comes from that layout too (weight_tile).
 // Everything else is a matrix product (gemm.hpp):
-//   forward          Y_g  = W_g   x col(X_g)              per image and group
-//   backward-data    dX_g = col2im(W_g^T x dY_g)          per image and group
+//   forward          Y_g  = W_g   x col(X_g)              per stack of images and group
+//   backward-data    dX_g = col2im(W_g^T x dY_g)          per stack of images and group
 //   backward-weights dW_g += dY_g x col(X_g)^T            per chunk of images
-// 1x1 stride-1 convolutions read the activation itself as the column matrix.
-// Work is split over images (and BatchNorm over channels) with the backend's
-// thread pool. The weight gradient is reduced over a fixed number of image
-// chunks, each summed in image order and the chunks added in chunk order, so
-// results are bitwise the same for any thread count.
+// where a stack is one image, or on small maps several side by side as the
+// product's columns (stacked_products). 1x1 stride-1 convolutions read the
+// activation itself as the column matrix. Work is split over images (and
+// BatchNorm over channels) with the backend's thread pool. The weight
+// gradient is reduced over a fixed number of image chunks, each summed in
+// image order and the chunks added in chunk order, so results are bitwise
+// the same for any thread count.
 #pragma once
 
 #include <algorithm>
@@ -541,6 +544,23 @@ class TrainingKernels {
     });
   }
 
+  // Fills Gemm's B panels for rows [k0, k0 + kc) and columns [0, n):
+  // columns(j0, cols) once per panel of NR columns, then row(r, d, cols)
+  // writes the first `cols` entries of row r; the rest of the panel is zero.
+  template <class Columns, class Row>
+  static void fill_panels(std::size_t k0, std::size_t kc, std::size_t n, float* dst, Columns&& columns, Row&& row) {
+    constexpr std::size_t NR = static_cast<std::size_t>(G::NR);
+    for (std::size_t j0 = 0; j0 < n; j0 += NR, dst += kc * NR) {
+      const std::size_t cols = std::min(NR, n - j0);
+      columns(j0, cols);
+      for (std::size_t kk = 0; kk < kc; ++kk) {
+        float* d = dst + kk * NR;
+        row(k0 + kk, d, cols);
+        std::fill(d + cols, d + NR, 0.f);
+      }
+    }
+  }
+
   // B of the forward product: row r is the input tap (channel, ky, kx) in
   // the weights' order, column j a pixel of one of the stacked images.
   struct StackedColumns {
@@ -548,32 +568,31 @@ class TrainingKernels {
     const float* x;
     std::size_t image0, group;
     void operator()(std::size_t k0, std::size_t kc, std::size_t n, float* dst) const {
-      constexpr std::size_t NR = static_cast<std::size_t>(G::NR);
       const long ih = static_cast<long>(g.h), iw = static_cast<long>(g.w);
       const std::size_t taps = g.kernel * g.kernel;
-      std::array<std::size_t, NR> image{};
-      std::array<long, NR> top{}, left{};
-      for (std::size_t j0 = 0; j0 < n; j0 += NR, dst += kc * NR) {
-        const std::size_t cols = std::min(NR, n - j0);
-        for (std::size_t jj = 0; jj < cols; ++jj) {
-          const std::size_t j = j0 + jj, p = j % g.pixels;
-          image[jj] = ((image0 + j / g.pixels) * g.in_channels + group * g.cin) * g.in_area;
-          top[jj] = static_cast<long>((p / g.ow) * g.stride) - static_cast<long>(g.padding);
-          left[jj] = static_cast<long>((p % g.ow) * g.stride) - static_cast<long>(g.padding);
-        }
-        for (std::size_t kk = 0; kk < kc; ++kk) {
-          const std::size_t r = k0 + kk, tap = r % taps;
-          const long ky = static_cast<long>(tap / g.kernel), kx = static_cast<long>(tap % g.kernel);
-          const float* plane = x + (r / taps) * g.in_area;
-          float* d = dst + kk * NR;
-          for (std::size_t jj = 0; jj < cols; ++jj) {
-            const long iy = top[jj] + ky, ix = left[jj] + kx;
-            d[jj] = iy >= 0 && iy < ih && ix >= 0 && ix < iw ? plane[image[jj] + static_cast<std::size_t>(iy * iw + ix)]
-                                                             : 0.f;
-          }
-          std::fill(d + cols, d + NR, 0.f);
-        }
-      }
+      std::array<std::size_t, G::NR> image{};
+      std::array<long, G::NR> top{}, left{};
+      fill_panels(
+          k0, kc, n, dst,
+          [&](std::size_t j0, std::size_t cols) {
+            for (std::size_t jj = 0; jj < cols; ++jj) {
+              const std::size_t j = j0 + jj, p = j % g.pixels;
+              image[jj] = ((image0 + j / g.pixels) * g.in_channels + group * g.cin) * g.in_area;
+              top[jj] = static_cast<long>((p / g.ow) * g.stride) - static_cast<long>(g.padding);
+              left[jj] = static_cast<long>((p % g.ow) * g.stride) - static_cast<long>(g.padding);
+            }
+          },
+          [&](std::size_t r, float* d, std::size_t cols) {
+            const std::size_t tap = r % taps;
+            const long ky = static_cast<long>(tap / g.kernel), kx = static_cast<long>(tap % g.kernel);
+            const float* plane = x + (r / taps) * g.in_area;
+            for (std::size_t jj = 0; jj < cols; ++jj) {
+              const long iy = top[jj] + ky, ix = left[jj] + kx;
+              d[jj] = iy >= 0 && iy < ih && ix >= 0 && ix < iw
+                          ? plane[image[jj] + static_cast<std::size_t>(iy * iw + ix)]
+                          : 0.f;
+            }
+          });
     }
   };
 
@@ -584,21 +603,19 @@ class TrainingKernels {
     const float* dy;
     std::size_t image0, group;
     void operator()(std::size_t k0, std::size_t kc, std::size_t n, float* dst) const {
-      constexpr std::size_t NR = static_cast<std::size_t>(G::NR);
-      std::array<std::size_t, NR> at{};
-      for (std::size_t j0 = 0; j0 < n; j0 += NR, dst += kc * NR) {
-        const std::size_t cols = std::min(NR, n - j0);
-        for (std::size_t jj = 0; jj < cols; ++jj) {
-          const std::size_t j = j0 + jj;
-          at[jj] = ((image0 + j / g.pixels) * g.out_channels + group * g.cout) * g.pixels + j % g.pixels;
-        }
-        for (std::size_t kk = 0; kk < kc; ++kk) {
-          const float* plane = dy + (k0 + kk) * g.pixels;
-          float* d = dst + kk * NR;
-          for (std::size_t jj = 0; jj < cols; ++jj) d[jj] = plane[at[jj]];
-          std::fill(d + cols, d + NR, 0.f);
-        }
-      }
+      std::array<std::size_t, G::NR> at{};
+      fill_panels(
+          k0, kc, n, dst,
+          [&](std::size_t j0, std::size_t cols) {
+            for (std::size_t jj = 0; jj < cols; ++jj) {
+              const std::size_t j = j0 + jj;
+              at[jj] = ((image0 + j / g.pixels) * g.out_channels + group * g.cout) * g.pixels + j % g.pixels;
+            }
+          },
+          [&](std::size_t o, float* d, std::size_t cols) {
+            const float* plane = dy + o * g.pixels;
+            for (std::size_t jj = 0; jj < cols; ++jj) d[jj] = plane[at[jj]];
+          });
     }
   };
 
