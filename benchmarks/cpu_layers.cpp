@@ -5,7 +5,6 @@
 //
 //   ctnn-bench-cpu-layers [--batch B] [--threads T] [--runs N] [--json]
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <random>
@@ -16,7 +15,7 @@
 
 #include "bench_threads.hpp"
 #include "fma_peak.hpp"
-
+#include "timing.hpp"
 
 namespace {
 
@@ -109,15 +108,7 @@ double time_layer(const Shape& sh, std::size_t batch, int runs, bool winograd, i
     else
       run_conv<Arch>(step.conv, plan.arena(), in, out, nullptr, par);
   };
-  once();
-  std::vector<double> t;
-  for (int r = 0; r < runs; ++r) {
-    const auto t0 = std::chrono::steady_clock::now();
-    once();
-    t.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-  }
-  std::sort(t.begin(), t.end());
-  return t[t.size() / 2];
+  return ctnn::bench::median_seconds(runs, once);
 }
 
 }  // namespace

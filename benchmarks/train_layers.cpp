@@ -7,7 +7,6 @@
 //
 //   ctnn-bench-train-layers [--threads T] [--runs N] [--json]
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -17,6 +16,7 @@
 
 #include "bench_threads.hpp"
 #include "fma_peak.hpp"
+#include "timing.hpp"
 
 
 namespace {
@@ -49,18 +49,6 @@ const Shape shapes[] = {
 struct Times {
   double forward, input_gradient, weight_gradient, flops;
 };
-
-double median_seconds(int runs, auto&& f) {
-  f();
-  std::vector<double> t;
-  for (int r = 0; r < runs; ++r) {
-    const auto t0 = std::chrono::steady_clock::now();
-    f();
-    t.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-  }
-  std::sort(t.begin(), t.end());
-  return t[t.size() / 2];
-}
 
 Times time_op(const Shape& sh, int runs) {
   ctnn::Op op;
@@ -101,11 +89,12 @@ Times time_op(const Shape& sh, int runs) {
   kernels.reserve(p, tape, extents);
   Times t{};
   t.flops = 2.0 * static_cast<double>(ye.count()) * sh.cin * sh.k * sh.k;
-  t.forward = median_seconds(runs, [&] { kernels.conv_forward(op, {x.data(), xe}, {y.data(), ye}, w.data()); });
-  t.weight_gradient = median_seconds(runs, [&] {
+  t.forward = ctnn::bench::median_seconds(
+      runs, [&] { kernels.conv_forward(op, {x.data(), xe}, {y.data(), ye}, w.data()); });
+  t.weight_gradient = ctnn::bench::median_seconds(runs, [&] {
     kernels.conv_backward(op, {x.data(), xe}, {dy.data(), ye}, {nullptr, xe}, false, w.data(), grads.data());
   });
-  const double both = median_seconds(runs, [&] {
+  const double both = ctnn::bench::median_seconds(runs, [&] {
     kernels.conv_backward(op, {x.data(), xe}, {dy.data(), ye}, {dx.data(), xe}, false, w.data(), grads.data());
   });
   t.input_gradient = std::max(0.0, both - t.weight_gradient);

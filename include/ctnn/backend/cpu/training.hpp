@@ -506,8 +506,9 @@ class TrainingKernels {
   // GEMM re-packs its whole weight operand for a handful of FMAs per
   // element. Images are therefore set side by side as the product's
   // columns (column j: pixel j % pixels of image j / pixels), until the
-  // product is about 128 columns wide. The packers below fill Gemm's panels
-  // straight from the NCHW tensors; no column matrix is formed.
+  // product is about 128 columns wide. For such stacks the packers below
+  // fill Gemm's panels straight from the NCHW tensors; a product of one
+  // image keeps the column matrix (im2col's row copies beat the packer there).
 
   // Maps where the direct kernels' one-row register tiles are mostly
   // padding. Measured per op (2 threads, AVX-512, forward / input gradient,
